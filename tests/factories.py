@@ -1,0 +1,78 @@
+"""factory-boy factories shared by the whole suite."""
+
+import factory
+from django.utils import timezone
+
+from partners.models import App, Membership, Organization, Tier, TierUpgradeRequest, User
+
+DEFAULT_PASSWORD = "correct-horse-battery-staple"
+
+
+def tier(slug: str) -> Tier:
+    return Tier.objects.get(slug=slug)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    first_name = "Test"
+    last_name = factory.Sequence(lambda n: f"User{n}")
+    email_verified_at = factory.LazyFunction(timezone.now)
+    password = factory.PostGenerationMethodCall("set_password", DEFAULT_PASSWORD)
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+
+    name = factory.Sequence(lambda n: f"Organization {n}")
+    slug = factory.Sequence(lambda n: f"org-{n}")
+    partner_type = Organization.PartnerType.DEVELOPER
+    tier = factory.LazyFunction(lambda: tier("sandbox"))
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    role = Membership.Role.OWNER
+
+
+class AppFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = App
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"App {n}")
+    environment = App.Environment.SANDBOX
+    client_type = App.CLIENT_CONFIDENTIAL
+    authorization_grant_type = App.GRANT_AUTHORIZATION_CODE
+    grant_types = factory.LazyFunction(lambda: [App.GRANT_AUTHORIZATION_CODE])
+    redirect_uris = "https://app.example.com/callback"
+    client_secret = "factory-secret"  # noqa: S105 - hashed on save like any secret
+    algorithm = App.NO_ALGORITHM
+
+
+class TierUpgradeRequestFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TierUpgradeRequest
+
+    organization = factory.SubFactory(OrganizationFactory)
+    from_tier = factory.LazyAttribute(lambda o: o.organization.tier)
+    to_tier = factory.LazyAttribute(lambda o: o.organization.tier.next_tier())
+    justification = "We are ready."
+
+
+def member(role: str = Membership.Role.OWNER, organization: Organization | None = None, **user_kwargs) -> Membership:
+    organization = organization or OrganizationFactory()
+    return MembershipFactory(organization=organization, role=role, user=UserFactory(**user_kwargs))
