@@ -10,5 +10,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("", include("django_prometheus.urls")),
+    path("accounts/", include("portal.account_urls")),
     path("", include("portal.urls")),
 ]

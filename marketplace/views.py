@@ -36,5 +36,3 @@ def ratelimited(request, exception):
     response = TemplateResponse(request, "429.html", status=429)
     response["Retry-After"] = "60"
     return response
-
-

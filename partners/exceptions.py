@@ -21,3 +21,10 @@ class InvalidState(PartnerError):
     """The object is not in a state where this can happen (already decided, suspended, ...)."""
 
     code = "invalid_state"
+
+
+class TierLimitReached(NotPermitted):
+    """The organization's tier does not allow this (production apps, number of apps, ...);
+    the fix is an upgrade, not a different role."""
+
+    code = "tier_limit"

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
@@ -73,14 +73,16 @@ class Tier(models.Model):
 
     slug = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=60)
-    rank = models.PositiveSmallIntegerField(unique=True, help_text="Order on the upgrade path; 0 is where new organizations start.")
+    rank = models.PositiveSmallIntegerField(
+        unique=True, help_text="Order on the upgrade path; 0 is where new organizations start."
+    )
     summary = models.TextField(blank=True)
 
     # Capabilities.
     allowed_scopes = models.JSONField(
         default=list,
         blank=True,
-        help_text='Scope patterns the tier may grant, e.g. "patient/*.read", "system/Patient.rs", "appointments.write".',
+        help_text='Scope patterns the tier may grant, e.g. "patient/*.rs", "system/Patient.rs", "appointments.write".',
     )
     write_access = models.BooleanField(default=False, help_text="May call endpoints that create or change data.")
     production_credentials = models.BooleanField(default=False, help_text="May register production apps.")
@@ -163,9 +165,7 @@ class Organization(models.Model):
     baa_version = models.CharField(max_length=20, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["name"]
@@ -277,6 +277,13 @@ class App(AbstractApplication):
 
     def allows_grant_type(self, *grant_types):
         return any(grant in self.grant_types for grant in grant_types)
+
+    def get_allowed_schemes(self):
+        # The global setting allows https only. http reaches here only through registrations that
+        # partners.validators accepted: any host for a sandbox app, loopback for a production one.
+        if any(uri.startswith("http://") for uri in self.redirect_uri_list):
+            return ["https", "http"]
+        return ["https"]
 
     @property
     def redirect_uri_list(self) -> list[str]:

@@ -2,7 +2,16 @@
 
 from dataclasses import dataclass
 
-from partners.models import App, InboxMessage, Membership, Organization, Tier, TierUpgradeRequest, User
+from partners.models import (
+    App,
+    InboxMessage,
+    Invitation,
+    Membership,
+    Organization,
+    Tier,
+    TierUpgradeRequest,
+    User,
+)
 from partners.tiers import SECURITY_QUESTIONNAIRE
 
 
@@ -31,9 +40,11 @@ def apps_of(organization: Organization):
 def app_for_member(*, user: User, app_id: int) -> App | None:
     """The app if the user is a member of its organization; ``None`` otherwise, so the caller
     answers 404 and never reveals that another organization's app exists."""
-    return App.objects.select_related("organization", "organization__tier").filter(
-        pk=app_id, organization__memberships__user=user
-    ).first()
+    return (
+        App.objects.select_related("organization", "organization__tier")
+        .filter(pk=app_id, organization__memberships__user=user)
+        .first()
+    )
 
 
 def decision_history(organization: Organization):
@@ -101,7 +112,9 @@ def tier_checklist(organization: Organization, tier: Tier | None = None) -> list
                 "admin_approval",
                 "Approved by a platform admin",
                 False,
-                f"Request sent {pending.created_at:%Y-%m-%d}; waiting for review." if pending else "Send the request below.",
+                f"Request sent {pending.created_at:%Y-%m-%d}; waiting for review."
+                if pending
+                else "Send the request below.",
             )
         )
     return items
@@ -115,3 +128,27 @@ def unread_count(user: User) -> int:
     if not user.is_authenticated:
         return 0
     return InboxMessage.objects.filter(recipient=user, read_at=None).count()
+
+
+def members_of(organization: Organization):
+    return organization.memberships.select_related("user").order_by("created_at", "user__email")
+
+
+def open_invitations_of(organization: Organization):
+    return organization.invitations.filter(accepted_at=None, revoked_at=None).select_related("invited_by")
+
+
+def invitation_for_member(*, user: User, invitation_id: int) -> Invitation | None:
+    return (
+        Invitation.objects.select_related("organization")
+        .filter(pk=invitation_id, organization__memberships__user=user)
+        .first()
+    )
+
+
+def upgrade_request_for_member(*, user: User, request_id: int) -> TierUpgradeRequest | None:
+    return (
+        TierUpgradeRequest.objects.select_related("organization", "to_tier", "from_tier")
+        .filter(pk=request_id, organization__memberships__user=user)
+        .first()
+    )

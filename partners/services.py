@@ -18,7 +18,7 @@ from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 
 from partners import selectors
-from partners.exceptions import InvalidState, NotPermitted
+from partners.exceptions import InvalidState, NotPermitted, TierLimitReached
 from partners.models import (
     App,
     InboxMessage,
@@ -59,7 +59,9 @@ def _send_email_after_commit(*, to: list[str], subject: str, body: str) -> None:
 def user_register(*, email: str, password: str, first_name: str = "", last_name: str = "") -> User:
     email = User.objects.normalize_email(email).strip().lower()
     if User.objects.filter(email__iexact=email).exists():
-        raise ValidationError({"email": "An account with this email address already exists. Log in or reset your password."})
+        raise ValidationError(
+            {"email": "An account with this email address already exists. Log in or reset your password."}
+        )
     user = User(email=email, first_name=first_name.strip(), last_name=last_name.strip())
     try:
         validate_password(password, user=user)
@@ -195,7 +197,10 @@ def invitation_by_token(token: str) -> Invitation | None:
 @transaction.atomic
 def invitation_accept(*, token: str, user: User) -> Membership:
     invitation = (
-        Invitation.objects.select_for_update().select_related("organization").filter(token_hash=_hash_token(token)).first()
+        Invitation.objects.select_for_update()
+        .select_related("organization")
+        .filter(token_hash=_hash_token(token))
+        .first()
     )
     if invitation is None:
         raise InvalidState("This invitation link is not valid.")
@@ -207,7 +212,8 @@ def invitation_accept(*, token: str, user: User) -> Membership:
         raise InvalidState("This invitation has expired. Ask the organization for a new one.")
     if invitation.email.lower() != user.email.lower():
         raise NotPermitted(
-            f"This invitation is for {invitation.email}; you are logged in as {user.email}. Log in with the invited address."
+            f"This invitation is for {invitation.email}; you are logged in as {user.email}. "
+            "Log in with the invited address."
         )
     _require_active(invitation.organization)
     if user.email_verified_at is None:
@@ -315,13 +321,27 @@ def _validate_grant_types(grant_types: list[str], client_type: str) -> list[str]
     unknown = set(grant_types) - set(SUPPORTED_GRANT_TYPES)
     if unknown or not chosen:
         raise ValidationError(
-            {"grant_types": "Choose authorization code, client credentials, or both (implicit and password are not offered)."}
+            {
+                "grant_types": "Choose authorization code, client credentials, or both "
+                "(implicit and password are not offered)."
+            }
         )
     if client_type == App.CLIENT_PUBLIC and GRANT_CLIENT_CREDENTIALS in chosen:
         raise ValidationError(
             {"grant_types": "A public client has no secret, so it cannot use client credentials. Make it confidential."}
         )
     return chosen
+
+
+def _merge_model_errors(app: App, errors: dict) -> None:
+    """Add the model's own field errors to ``errors``, except on fields our validators already
+    reported: DOT's clean() would repeat "redirect_uris cannot be empty" after we refused them all."""
+    try:
+        app.full_clean(exclude=["client_id", "client_secret", "redirect_uris", "grant_types"])
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            if field not in errors:
+                errors[field] = list(messages)
 
 
 @transaction.atomic
@@ -346,12 +366,15 @@ def app_create(
     tier = organization.tier
     if environment == App.Environment.PRODUCTION and not tier.production_credentials:
         next_with = Tier.objects.filter(production_credentials=True).order_by("rank").first()
-        raise NotPermitted(
+        raise TierLimitReached(
             f"The {tier.name} tier cannot register production apps"
             + (f"; the {next_with.name} tier can. Request an upgrade on the Tier page." if next_with else ".")
         )
     if organization.apps.count() >= tier.max_apps:
-        raise NotPermitted(f"The {tier.name} tier allows {tier.max_apps} apps and you have reached that number.")
+        raise TierLimitReached(
+            f"The {tier.name} tier allows {tier.max_apps} apps and you have reached that number. "
+            "Delete one or request the next tier on the Tier page."
+        )
     errors = {}
     try:
         chosen_grants = _validate_grant_types(grant_types, client_type)
@@ -382,11 +405,7 @@ def app_create(
         hash_client_secret=True,
         algorithm=App.NO_ALGORITHM,
     )
-    try:
-        app.full_clean(exclude=["client_id", "client_secret", "redirect_uris", "grant_types"])
-    except ValidationError as exc:
-        for field, messages in exc.message_dict.items():
-            errors.setdefault(field, []).extend(messages if isinstance(messages, list) else [messages])
+    _merge_model_errors(app, errors)
     if errors:
         raise ValidationError(errors)
     app.save()
@@ -420,11 +439,7 @@ def app_update(
     app.description = description.strip()
     app.homepage_url = homepage_url.strip()
     app.privacy_policy_url = privacy_policy_url.strip()
-    try:
-        app.full_clean(exclude=["client_id", "client_secret", "redirect_uris", "grant_types"])
-    except ValidationError as exc:
-        for field, messages in exc.message_dict.items():
-            errors.setdefault(field, []).extend(messages)
+    _merge_model_errors(app, errors)
     if errors:
         raise ValidationError(errors)
     app.save()
@@ -535,7 +550,9 @@ def _lock_for_decision(upgrade_request: TierUpgradeRequest, reviewer: User) -> T
     if not (reviewer.is_staff and reviewer.is_active):
         raise NotPermitted("Only platform admins decide tier upgrades.")
     upgrade_request = (
-        TierUpgradeRequest.objects.select_for_update().select_related("organization", "to_tier").get(pk=upgrade_request.pk)
+        TierUpgradeRequest.objects.select_for_update()
+        .select_related("organization", "to_tier")
+        .get(pk=upgrade_request.pk)
     )
     if upgrade_request.organization.memberships.filter(user=reviewer).exists():
         raise NotPermitted(
@@ -574,7 +591,8 @@ def tier_upgrade_request_approve(*, upgrade_request: TierUpgradeRequest, reviewe
         subject=f"{organization.name} is now on the {to_tier.name} tier",
         body=(
             f"Your request to move {organization.name} from {upgrade_request.from_tier.name} to {to_tier.name} "
-            "was approved." + (f"\n\nReviewer's note: {upgrade_request.decision_reason}" if reason.strip() else "")
+            "was approved."
+            + (f"\n\nReviewer's note: {upgrade_request.decision_reason}" if reason.strip() else "")
             + "\n\nThe new tier's capabilities apply from now on."
         ),
         link=reverse("portal:tiers"),

@@ -33,7 +33,9 @@ def validate_redirect_uri(uri: str, *, environment: str) -> None:
         raise ValidationError(f"{uri}: a redirect URI must not contain a fragment (#…).")
     parts = urlsplit(uri)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValidationError(f"{uri}: must be an absolute http or https URL, such as https://app.example.com/callback.")
+        raise ValidationError(
+            f"{uri}: must be an absolute http or https URL, such as https://app.example.com/callback."
+        )
     if parts.username or parts.password:
         raise ValidationError(f"{uri}: must not contain a user name or password.")
     if environment == "production" and parts.scheme != "https" and not is_loopback_host(parts.hostname):

@@ -6,4 +6,24 @@ app_name = "portal"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    # Organization and members
+    path("org/", views.organization, name="organization"),
+    path("org/new/", views.organization_create, name="organization-create"),
+    path("org/switch/<int:pk>/", views.organization_switch, name="organization-switch"),
+    path("org/invite/", views.invite, name="invite"),
+    path("org/invitations/<int:pk>/revoke/", views.invitation_revoke, name="invitation-revoke"),
+    path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
+    # Apps
+    path("apps/", views.apps, name="apps"),
+    path("apps/new/", views.app_create, name="app-create"),
+    path("apps/<int:pk>/", views.app_detail, name="app-detail"),
+    path("apps/<int:pk>/edit/", views.app_edit, name="app-edit"),
+    path("apps/<int:pk>/rotate-secret/", views.app_rotate_secret, name="app-rotate-secret"),
+    # Tiers
+    path("tiers/", views.tiers, name="tiers"),
+    path("tiers/request/", views.upgrade_request, name="upgrade-request"),
+    path("tiers/requests/<int:pk>/withdraw/", views.upgrade_withdraw, name="upgrade-withdraw"),
+    # Inbox
+    path("inbox/", views.inbox, name="inbox"),
+    path("inbox/<int:pk>/", views.inbox_message, name="inbox-message"),
 ]

@@ -59,7 +59,7 @@ class AppFactory(factory.django.DjangoModelFactory):
     authorization_grant_type = App.GRANT_AUTHORIZATION_CODE
     grant_types = factory.LazyFunction(lambda: [App.GRANT_AUTHORIZATION_CODE])
     redirect_uris = "https://app.example.com/callback"
-    client_secret = "factory-secret"  # noqa: S105 - hashed on save like any secret
+    client_secret = "factory-secret"
     algorithm = App.NO_ALGORITHM
 
 

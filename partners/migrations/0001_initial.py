@@ -161,7 +161,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=60)),
                 ('rank', models.PositiveSmallIntegerField(help_text='Order on the upgrade path; 0 is where new organizations start.', unique=True)),
                 ('summary', models.TextField(blank=True)),
-                ('allowed_scopes', models.JSONField(blank=True, default=list, help_text='Scope patterns the tier may grant, e.g. "patient/*.read", "system/Patient.rs", "appointments.write".')),
+                ('allowed_scopes', models.JSONField(blank=True, default=list, help_text='Scope patterns the tier may grant, e.g. "patient/*.rs", "system/Patient.rs", "appointments.write".')),
                 ('write_access', models.BooleanField(default=False, help_text='May call endpoints that create or change data.')),
                 ('production_credentials', models.BooleanField(default=False, help_text='May register production apps.')),
                 ('max_apps', models.PositiveSmallIntegerField(default=3)),

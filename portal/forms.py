@@ -1,0 +1,253 @@
+"""Portal forms: they check the shape of the input; the rules live in ``partners.services``."""
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+
+from partners.models import App, Membership, Organization
+from partners.tiers import BAA_VERSION, SECURITY_QUESTIONNAIRE
+
+
+def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Put a service's ``ValidationError`` on the form: each key on its field when the form has
+    one, everything else at the top of the form."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc.messages)
+        return
+    for field, field_messages in exc.message_dict.items():
+        target = field if field in form.fields else None
+        if target is None and field not in ("__all__", None):
+            # A model field the form does not show (client_id, ...): keep its name visible.
+            field_messages = [f"{field.replace('_', ' ').capitalize()}: {m}" for m in field_messages]
+        form.add_error(target, field_messages)
+
+
+def _url_field(label: str, **kwargs) -> forms.URLField:
+    return forms.URLField(
+        label=label,
+        required=False,
+        max_length=kwargs.pop("max_length", 500),
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://", "inputmode": "url"}),
+        **kwargs,
+    )
+
+
+# --- Accounts --------------------------------------------------------------------------------
+
+
+class SignupForm(forms.Form):
+    email = forms.EmailField(
+        label="Email address",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )
+    first_name = forms.CharField(
+        label="First name",
+        max_length=150,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+    )
+    last_name = forms.CharField(
+        label="Last name",
+        max_length=150,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
+    )
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 10 characters; not a common password and not only digits.",
+    )
+    password_confirm = forms.CharField(
+        label="Repeat the password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        password, confirm = cleaned.get("password"), cleaned.get("password_confirm")
+        if password and confirm and password != confirm:
+            self.add_error("password_confirm", "The two passwords differ.")
+        return cleaned
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    """Django's login form with the email address as the user name (``USERNAME_FIELD = "email"``)."""
+
+    def __init__(self, request=None, *args, **kwargs):
+        super().__init__(request, *args, **kwargs)
+        self.fields["username"].label = "Email address"
+        self.fields["username"].widget = forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+
+    def clean_username(self):
+        # Addresses are stored lower-case; the default backend looks them up exactly.
+        return (self.cleaned_data.get("username") or "").strip().lower()
+
+
+# --- Organizations ---------------------------------------------------------------------------
+
+
+class OrganizationForm(forms.Form):
+    name = forms.CharField(label="Organization name", max_length=120)
+    slug = forms.SlugField(
+        label="Address",
+        max_length=60,
+        help_text="Lower-case letters, digits and hyphens; it identifies your organization and cannot be reused.",
+        widget=forms.TextInput(attrs={"data-slug-from": "id_name", "autocapitalize": "none", "spellcheck": "false"}),
+    )
+    partner_type = forms.ChoiceField(
+        label="Partner type", choices=Organization.PartnerType.choices, widget=forms.RadioSelect
+    )
+    website = _url_field("Website", max_length=300)
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Email address", max_length=254)
+    role = forms.ChoiceField(label="Role", choices=Membership.Role.choices, initial=Membership.Role.DEVELOPER)
+
+    def __init__(self, *args, inviter: Membership | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if inviter is None or inviter.role != Membership.Role.OWNER:
+            # Only an owner may invite another owner; do not offer what the service would refuse.
+            self.fields["role"].choices = [c for c in Membership.Role.choices if c[0] != Membership.Role.OWNER]
+
+
+# --- Apps ------------------------------------------------------------------------------------
+
+GRANT_TYPE_CHOICES = [
+    (App.GRANT_AUTHORIZATION_CODE, "Authorization code with PKCE (patients and clinicians sign in)"),
+    (App.GRANT_CLIENT_CREDENTIALS, "Client credentials (backend services)"),
+]
+CLIENT_TYPE_CHOICES = [
+    (App.CLIENT_CONFIDENTIAL, "Confidential (a server that can keep a secret)"),
+    (App.CLIENT_PUBLIC, "Public (a browser or mobile app, no secret)"),
+]
+
+
+class AppEditForm(forms.Form):
+    name = forms.CharField(label="App name", max_length=255)
+    redirect_uris = forms.CharField(
+        label="Redirect URIs",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "autocapitalize": "none"}),
+        help_text="One per line, each exactly as your app sends it: absolute, no wildcards, no #fragment. "
+        "Production apps need https (http only for loopback addresses such as http://127.0.0.1).",
+    )
+    description = forms.CharField(
+        label="Description",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Shown to patients on the consent screen: say plainly what the app does.",
+    )
+    homepage_url = _url_field("Homepage URL")
+    privacy_policy_url = _url_field("Privacy-policy URL")
+
+
+class AppCreateForm(AppEditForm):
+    environment = forms.ChoiceField(
+        label="Environment",
+        choices=App.Environment.choices,
+        initial=App.Environment.SANDBOX,
+        widget=forms.RadioSelect,
+        help_text="Sandbox apps reach synthetic data only. Production apps need the Production tier.",
+    )
+    client_type = forms.ChoiceField(
+        label="Client type",
+        choices=CLIENT_TYPE_CHOICES,
+        initial=App.CLIENT_CONFIDENTIAL,
+        widget=forms.RadioSelect,
+    )
+    grant_types = forms.MultipleChoiceField(
+        label="Grant types",
+        choices=GRANT_TYPE_CHOICES,
+        initial=[App.GRANT_AUTHORIZATION_CODE],
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    field_order = [
+        "name",
+        "environment",
+        "client_type",
+        "grant_types",
+        "redirect_uris",
+        "description",
+        "homepage_url",
+        "privacy_policy_url",
+    ]
+
+
+# --- Tiers -----------------------------------------------------------------------------------
+
+YES_NO = [("yes", "Yes"), ("no", "No")]
+
+
+class UpgradeRequestForm(forms.Form):
+    """The request for the next tier; the questionnaire and BAA parts appear when that tier asks for them."""
+
+    justification = forms.CharField(
+        label="Why do you need the next tier?",
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="What your app does, who uses it and which capabilities you need.",
+    )
+    evidence_links = forms.CharField(
+        label="Evidence links",
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "autocapitalize": "none"}),
+        help_text="One web address per line: security policies, audit reports, certifications.",
+    )
+
+    def __init__(self, *args, to_tier=None, organization=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asks_questionnaire = bool(to_tier and to_tier.requires_security_questionnaire)
+        self.asks_baa = bool(to_tier and to_tier.requires_baa and organization and organization.baa_signed_at is None)
+        previous = (organization.security_questionnaire if organization else None) or {}
+        if self.asks_questionnaire:
+            for question in SECURITY_QUESTIONNAIRE:
+                earlier = previous.get(question.key) or {}
+                self.fields[f"q_{question.key}"] = forms.ChoiceField(
+                    label=question.text,
+                    choices=YES_NO,
+                    widget=forms.RadioSelect,
+                    initial=earlier.get("answer"),
+                    error_messages={"required": "Answer yes or no."},
+                )
+                self.fields[f"q_{question.key}_notes"] = forms.CharField(
+                    label="Notes",
+                    required=False,
+                    max_length=1000,
+                    initial=earlier.get("notes", ""),
+                    widget=forms.TextInput(attrs={"placeholder": "Optional: how, or what you plan instead"}),
+                )
+        if self.asks_baa:
+            self.fields["baa_accepted"] = forms.BooleanField(
+                label="On behalf of my organization, I accept the business associate agreement "
+                f"(version {BAA_VERSION}).",
+                required=True,
+                error_messages={
+                    "required": f"The {to_tier.name} tier needs the business associate agreement accepted."
+                },
+            )
+
+    def question_rows(self):
+        """(answer field, notes field) per question, for the template."""
+        if not self.asks_questionnaire:
+            return []
+        return [(self[f"q_{q.key}"], self[f"q_{q.key}_notes"]) for q in SECURITY_QUESTIONNAIRE]
+
+    def questionnaire_answers(self) -> dict | None:
+        if not self.asks_questionnaire:
+            return None
+        return {
+            q.key: {
+                "answer": self.cleaned_data.get(f"q_{q.key}", ""),
+                "notes": self.cleaned_data.get(f"q_{q.key}_notes", ""),
+            }
+            for q in SECURITY_QUESTIONNAIRE
+        }
