@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# Variables each case sets itself; the suite's own (CI points DATABASE_URL and REDIS_URL at servers)
+# must not leak into the child.
+CONFIGURED = {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
 PRODUCTION_ENV = {
     "DEBUG": "0",
     "SECRET_KEY": "a-production-secret-key-that-is-long-and-random-enough-0123456789abcdef",
@@ -14,7 +17,7 @@ PRODUCTION_ENV = {
 
 
 def run(args, env_overrides, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"}}
+    env = {k: v for k, v in os.environ.items() if k not in CONFIGURED}
     env.update({"VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "marketplace.settings", **env_overrides})
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
