@@ -32,9 +32,10 @@ seed: migrate
 	$(BIN)/python manage.py seed_sandbox
 
 ## make run: install, migrate, seed the sandbox, then web + Celery worker + beat until Ctrl-C.
+# Human-readable log lines on a terminal; production keeps the JSON default.
 run: seed
 	@echo "Starting web, worker and beat on $(PUBLIC_BASE_URL)/ (Ctrl-C stops all three)"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile.dev
+	PATH="$(CURDIR)/$(BIN):$$PATH" LOG_FORMAT=$${LOG_FORMAT:-console} $(BIN)/honcho start -f Procfile.dev
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -142,7 +142,7 @@ else:
     for _sub in ("queue", "processed"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     # kombu's filesystem transport needs no server, yet lets a separate worker process consume.
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost//"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -231,6 +231,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # --- Internationalization and static files --------------------------------------------------
+FORMS_URLFIELD_ASSUME_HTTPS = True  # the Django 6 default, adopted now
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

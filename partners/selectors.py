@@ -152,3 +152,12 @@ def upgrade_request_for_member(*, user: User, request_id: int) -> TierUpgradeReq
         .filter(pk=request_id, organization__memberships__user=user)
         .first()
     )
+
+
+def membership_for_member(*, user: User, membership_id: int) -> Membership | None:
+    """A membership of one of the user's organizations (so a stranger's id answers 404)."""
+    return (
+        Membership.objects.select_related("organization", "user")
+        .filter(pk=membership_id, organization__memberships__user=user)
+        .first()
+    )

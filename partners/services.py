@@ -238,6 +238,45 @@ def invitation_revoke(*, invitation: Invitation, actor: User) -> None:
     invitation.save(update_fields=["revoked_at"])
 
 
+def _owners_left_after(organization: Organization, membership: Membership) -> int:
+    return organization.memberships.filter(role=Membership.Role.OWNER).exclude(pk=membership.pk).count()
+
+
+@transaction.atomic
+def membership_change_role(*, membership: Membership, actor: User, role: str) -> Membership:
+    actor_membership = _require_member(actor, membership.organization, permission="can_manage_members")
+    _require_active(membership.organization)
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": "Choose one of the listed roles."})
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    touches_owner = Membership.Role.OWNER in {role, membership.role}
+    if touches_owner and actor_membership.role != Membership.Role.OWNER:
+        raise NotPermitted("Only an owner can make someone an owner or change an owner's role.")
+    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
+        # Lock every owner row so two owners demoting each other at once cannot leave none.
+        list(membership.organization.memberships.select_for_update().filter(role=Membership.Role.OWNER))
+        if _owners_left_after(membership.organization, membership) == 0:
+            raise InvalidState("An organization needs at least one owner. Make someone else owner first.")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor: User) -> None:
+    """Remove a member; anyone may leave, owners and admins may remove others."""
+    if membership.user_id != actor.pk:
+        actor_membership = _require_member(actor, membership.organization, permission="can_manage_members")
+        if membership.role == Membership.Role.OWNER and actor_membership.role != Membership.Role.OWNER:
+            raise NotPermitted("Only an owner can remove another owner.")
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    if membership.role == Membership.Role.OWNER:
+        list(membership.organization.memberships.select_for_update().filter(role=Membership.Role.OWNER))
+        if _owners_left_after(membership.organization, membership) == 0:
+            raise InvalidState("An organization needs at least one owner. Make someone else owner first.")
+    membership.delete()
+
+
 @transaction.atomic
 def organization_suspend(*, organization: Organization, actor: User, reason: str) -> bool:
     """Suspend a partner. Returns False when it already was (nothing changes)."""

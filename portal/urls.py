@@ -12,6 +12,8 @@ urlpatterns = [
     path("org/switch/<int:pk>/", views.organization_switch, name="organization-switch"),
     path("org/invite/", views.invite, name="invite"),
     path("org/invitations/<int:pk>/revoke/", views.invitation_revoke, name="invitation-revoke"),
+    path("org/members/<int:pk>/role/", views.member_change_role, name="member-role"),
+    path("org/members/<int:pk>/remove/", views.member_remove, name="member-remove"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
     # Apps
     path("apps/", views.apps, name="apps"),

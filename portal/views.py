@@ -25,7 +25,7 @@ from django_ratelimit.decorators import ratelimit
 
 from partners import selectors, services
 from partners.exceptions import InvalidState, NotPermitted, TierLimitReached
-from partners.models import App
+from partners.models import App, Membership
 from partners.tiers import BAA_VERSION, SECURITY_QUESTIONNAIRE
 from portal import presenters
 from portal.context import current_membership, organization_required, set_current_organization
@@ -204,6 +204,19 @@ def _organization_page(request, *, invite_form=None, status=200):
             "invitations": selectors.open_invitations_of(organization),
             "invite_form": invite_form if membership.can_manage_members else None,
             "decisions": selectors.decision_history(organization),
+            # Only an owner hands out or takes away ownership; admins manage everyone else.
+            "role_choices": [
+                (value, label)
+                for value, label in Membership.Role.choices
+                if membership.role == Membership.Role.OWNER or value != Membership.Role.OWNER
+            ],
+            "manageable_member_ids": {
+                m.pk
+                for m in selectors.members_of(organization)
+                if membership.can_manage_members
+                and m.user_id != request.user.pk
+                and (membership.role == Membership.Role.OWNER or m.role != Membership.Role.OWNER)
+            },
             "now": timezone.now(),
         },
         status=status,
@@ -289,6 +302,48 @@ def invitation_revoke(request, pk):
         messages.error(request, str(exc))
     else:
         messages.success(request, f"The invitation for {invitation.email} is revoked; its link no longer works.")
+    return redirect("portal:organization")
+
+
+def _membership_or_404(request, pk: int) -> Membership:
+    membership = selectors.membership_for_member(user=request.user, membership_id=pk)
+    if membership is None:
+        raise Http404("No such member.")
+    return membership
+
+
+@login_required
+@require_POST
+def member_change_role(request, pk):
+    target = _membership_or_404(request, pk)
+    try:
+        changed = services.membership_change_role(
+            membership=target, actor=request.user, role=request.POST.get("role", "")
+        )
+    except NotPermitted as exc:
+        return refuse(request, exc)
+    except (InvalidState, ValidationError) as exc:
+        messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+    else:
+        messages.success(request, f"{changed.user.email} is now {changed.get_role_display().lower()}.")
+    return redirect("portal:organization")
+
+
+@login_required
+@require_POST
+def member_remove(request, pk):
+    target = _membership_or_404(request, pk)
+    try:
+        services.membership_remove(membership=target, actor=request.user)
+    except NotPermitted as exc:
+        return refuse(request, exc)
+    except InvalidState as exc:
+        messages.error(request, str(exc))
+        return redirect("portal:organization")
+    if target.user_id == request.user.pk:
+        messages.success(request, f"You left {target.organization.name}.")
+        return redirect("portal:home")
+    messages.success(request, f"{target.user.email} no longer belongs to {target.organization.name}.")
     return redirect("portal:organization")
 
 

@@ -64,7 +64,7 @@ def test_database_url_selects_postgresql(tmp_path):
 
 def test_redis_url_switches_cache_and_broker(tmp_path):
     unset = print_setting("settings.CACHES['default']['BACKEND'], settings.CELERY_BROKER_URL", {"DEBUG": "1"}, tmp_path)
-    assert unset == "('django.core.cache.backends.locmem.LocMemCache', 'filesystem://')"
+    assert unset == "('django.core.cache.backends.locmem.LocMemCache', 'filesystem://localhost//')"
     env = {"DEBUG": "1", "REDIS_URL": "redis://cache.internal:6379/2"}
     set_ = print_setting("settings.CACHES['default']['BACKEND'], settings.CELERY_BROKER_URL", env, tmp_path)
     assert set_ == "('django_redis.cache.RedisCache', 'redis://cache.internal:6379/2')"

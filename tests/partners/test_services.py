@@ -491,3 +491,40 @@ def test_suspend_and_reactivate_notify_and_are_idempotent(django_capture_on_comm
     assert services.organization_reactivate(organization=owner.organization, actor=staff)
     owner.organization.refresh_from_db()
     assert owner.organization.is_active
+
+
+# --- Member roles ------------------------------------------------------------------------------
+
+
+def test_owner_changes_roles_but_the_last_owner_stays():
+    owner = member(Membership.Role.OWNER)
+    dev = member(Membership.Role.DEVELOPER, organization=owner.organization)
+    services.membership_change_role(membership=dev, actor=owner.user, role="admin")
+    assert Membership.objects.get(pk=dev.pk).role == "admin"
+    with pytest.raises(InvalidState, match="at least one owner"):
+        services.membership_change_role(membership=owner, actor=owner.user, role="viewer")
+    with pytest.raises(InvalidState, match="at least one owner"):
+        services.membership_remove(membership=owner, actor=owner.user)
+    assert Membership.objects.get(pk=owner.pk).role == "owner"
+
+
+def test_admin_cannot_touch_owners_and_viewer_cannot_change_roles():
+    owner = member(Membership.Role.OWNER)
+    admin = member(Membership.Role.ADMIN, organization=owner.organization)
+    viewer = member(Membership.Role.VIEWER, organization=owner.organization)
+    with pytest.raises(NotPermitted):
+        services.membership_change_role(membership=viewer, actor=admin.user, role="owner")
+    with pytest.raises(NotPermitted):
+        services.membership_remove(membership=owner, actor=admin.user)
+    with pytest.raises(NotPermitted):
+        services.membership_change_role(membership=admin, actor=viewer.user, role="viewer")
+    services.membership_remove(membership=viewer, actor=viewer.user)  # anyone may leave
+    assert not Membership.objects.filter(pk=viewer.pk).exists()
+
+
+def test_a_second_owner_lets_the_first_leave():
+    owner = member(Membership.Role.OWNER)
+    other = member(Membership.Role.DEVELOPER, organization=owner.organization)
+    services.membership_change_role(membership=other, actor=owner.user, role="owner")
+    services.membership_remove(membership=owner, actor=owner.user)
+    assert list(Membership.objects.values_list("role", flat=True)) == ["owner"]

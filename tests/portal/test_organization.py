@@ -1,3 +1,4 @@
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -276,3 +277,36 @@ def test_decision_history_names_no_admin_and_shows_the_reason(client, owner):
     assert timezone.now().strftime("%Y-%m-%d") in page.text
     assert "Add an incident contact." in page.text
     assert "secret-admin@platform.example" not in page.text
+
+
+@pytest.mark.django_db
+def test_owner_changes_a_role_and_removes_a_member_from_the_page(client):
+    from django.urls import reverse
+
+    from partners.models import Membership
+    from tests.factories import member
+
+    owner = member("owner")
+    dev = member("developer", organization=owner.organization)
+    client.force_login(owner.user)
+    page = client.get(reverse("portal:organization"))
+    assert reverse("portal:member-role", args=[dev.pk]).encode() in page.content
+    client.post(reverse("portal:member-role", args=[dev.pk]), {"role": "viewer"})
+    assert Membership.objects.get(pk=dev.pk).role == "viewer"
+    client.post(reverse("portal:member-remove", args=[dev.pk]))
+    assert not Membership.objects.filter(pk=dev.pk).exists()
+
+
+@pytest.mark.django_db
+def test_roles_of_another_organization_answer_404(client):
+    from django.urls import reverse
+
+    from partners.models import Membership
+    from tests.factories import member
+
+    outsider = member("owner")
+    victim = member("developer")
+    client.force_login(outsider.user)
+    assert client.post(reverse("portal:member-role", args=[victim.pk]), {"role": "owner"}).status_code == 404
+    assert client.post(reverse("portal:member-remove", args=[victim.pk])).status_code == 404
+    assert Membership.objects.get(pk=victim.pk).role == "developer"
