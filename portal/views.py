@@ -56,6 +56,22 @@ def refuse(request, exc: Exception | str, status: int = 403):
     return render(request, "403.html", {"exception": str(exc)}, status=status)
 
 
+def perform(request, action, *, success, then: str):
+    """A POST button's whole response: run the service call, answer a refusal with the 403 page,
+    flash a state or validation error, flash ``success`` (text, or a function of the result)."""
+    try:
+        result = action()
+    except NotPermitted as exc:
+        return refuse(request, exc)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except InvalidState as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, success(result) if callable(success) else success)
+    return redirect(then)
+
+
 def safe_next(request) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     if target and url_has_allowed_host_and_scheme(
@@ -294,15 +310,12 @@ def invitation_revoke(request, pk):
     invitation = selectors.invitation_for_member(user=request.user, invitation_id=pk)
     if invitation is None:
         raise Http404("No such invitation.")
-    try:
-        services.invitation_revoke(invitation=invitation, actor=request.user)
-    except NotPermitted as exc:
-        return refuse(request, exc)
-    except InvalidState as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"The invitation for {invitation.email} is revoked; its link no longer works.")
-    return redirect("portal:organization")
+    return perform(
+        request,
+        lambda: services.invitation_revoke(invitation=invitation, actor=request.user),
+        success=f"The invitation for {invitation.email} is revoked; its link no longer works.",
+        then="portal:organization",
+    )
 
 
 def _membership_or_404(request, pk: int) -> Membership:
@@ -316,17 +329,14 @@ def _membership_or_404(request, pk: int) -> Membership:
 @require_POST
 def member_change_role(request, pk):
     target = _membership_or_404(request, pk)
-    try:
-        changed = services.membership_change_role(
+    return perform(
+        request,
+        lambda: services.membership_change_role(
             membership=target, actor=request.user, role=request.POST.get("role", "")
-        )
-    except NotPermitted as exc:
-        return refuse(request, exc)
-    except (InvalidState, ValidationError) as exc:
-        messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
-    else:
-        messages.success(request, f"{changed.user.email} is now {changed.get_role_display().lower()}.")
-    return redirect("portal:organization")
+        ),
+        success=lambda changed: f"{changed.user.email} is now {changed.get_role_display().lower()}.",
+        then="portal:organization",
+    )
 
 
 @login_required
@@ -621,15 +631,12 @@ def upgrade_withdraw(request, pk):
     upgrade = selectors.upgrade_request_for_member(user=request.user, request_id=pk)
     if upgrade is None:
         raise Http404("No such request.")
-    try:
-        services.tier_upgrade_request_withdraw(upgrade_request=upgrade, actor=request.user)
-    except NotPermitted as exc:
-        return refuse(request, exc)
-    except InvalidState as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"Your request for the {upgrade.to_tier.name} tier is withdrawn.")
-    return redirect("portal:tiers")
+    return perform(
+        request,
+        lambda: services.tier_upgrade_request_withdraw(upgrade_request=upgrade, actor=request.user),
+        success=f"Your request for the {upgrade.to_tier.name} tier is withdrawn.",
+        then="portal:tiers",
+    )
 
 
 # --- Inbox -----------------------------------------------------------------------------------
