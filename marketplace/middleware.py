@@ -41,7 +41,8 @@ class RequestIDMiddleware:
         try:
             response = self.get_response(request)
         finally:
-            structlog.contextvars.unbind_contextvars("request_id")
+            # Everything the request bound (request id, client id, token id...) ends with it.
+            structlog.contextvars.clear_contextvars()
         response[REQUEST_ID_HEADER] = request_id
         return response
 

@@ -66,6 +66,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "marketplace.middleware.RequestIDMiddleware",
     "marketplace.middleware.AccessLogMiddleware",
+    # Errors under /api/ and /fhir/ are problem+json or OperationOutcome, never the portal's HTML pages.
+    "api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -163,6 +165,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Synced into django-celery-beat's tables at beat start; admins can pause or retime them there.
+CELERY_BEAT_SCHEDULE = {
+    "purge-expired-oauth-records": {"task": "partners.tasks.purge_expired_oauth_records", "schedule": 3600.0},
+}
+# Partner-supplied URLs (JWKS, webhooks) must resolve to public addresses; development may use
+# loopback receivers.
+ALLOW_PRIVATE_NETWORK_URLS = env_bool("ALLOW_PRIVATE_NETWORK_URLS", default=DEBUG)
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -183,7 +192,26 @@ INVITATION_MAX_AGE = timedelta(days=7)
 
 # --- OAuth2 (django-oauth-toolkit) -------------------------------------------------------------
 OAUTH2_PROVIDER_APPLICATION_MODEL = "partners.App"
+from marketplace.oidc_key import load_or_create as _oidc_key  # noqa: E402
+
+if not DEBUG and not os.environ.get("OIDC_RSA_PRIVATE_KEY"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("DEBUG is off, so OIDC_RSA_PRIVATE_KEY (a PEM RSA private key) must be set")
+
+FHIR_BASE_PATH = "/fhir/r4"
 OAUTH2_PROVIDER = {
+    "OAUTH2_VALIDATOR_CLASS": "partners.oauth.SmartOAuth2Validator",
+    "SCOPES_BACKEND_CLASS": "partners.oauth.RegistryScopes",
+    # Its token lifetimes come from the tier: patient-facing as the tier says, system at most 300 s.
+    "OAUTH2_SERVER_CLASS": "partners.oauth.SmartServer",
+    "ROTATE_REFRESH_TOKEN": True,
+    # The longest any tier allows; each tier's own limit is enforced when a refresh token is used.
+    "REFRESH_TOKEN_EXPIRE_SECONDS": 60 * 60 * 24 * 180,
+    "OIDC_ENABLED": True,
+    "OIDC_RSA_PRIVATE_KEY": _oidc_key(VAR_DIR),
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OIDC_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
     "PKCE_REQUIRED": True,
     # https only by default; an app whose registration passed partners.validators (http for
     # sandbox apps and loopback addresses) widens this for itself in App.get_allowed_schemes.
@@ -208,6 +236,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # The API authenticates by bearer token in the Authorization header only: never a session
+    # cookie (no CSRF exposure) nor HTTP Basic. Views choose their layers (api.permissions).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerTokenAuthentication"],
+    # Every DRF error becomes application/problem+json (/api/) or an OperationOutcome (/fhir/).
+    "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Healthcare Marketplace API",

@@ -10,6 +10,10 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("", include("django_prometheus.urls")),
+    path("oauth/", include("partners.oauth_urls")),
+    path(".well-known/", include("api.wellknown_urls")),
+    path("fhir/r4/", include("api.fhir_urls")),
+    path("api/", include("api.urls")),
     path("accounts/", include("portal.account_urls")),
     path("", include("portal.urls")),
 ]

@@ -43,6 +43,10 @@ class User(AbstractUser):
     username = None
     email = models.EmailField("email address", max_length=254, unique=True)
     email_verified_at = models.DateTimeField(null=True, blank=True)
+    # The FHIR Patient this account speaks for (its logical id, e.g. "123"): the patient in the
+    # context of a patient-facing token. Consent and the clinical store refer to patients the same
+    # way, never by a foreign key into the API's tables.
+    fhir_patient_id = models.CharField(max_length=64, blank=True, db_index=True)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = []
@@ -267,6 +271,10 @@ class App(AbstractApplication):
     privacy_policy_url = models.URLField(max_length=500, blank=True)
     grant_types = models.JSONField(default=list)
     secret_rotated_at = models.DateTimeField(null=True, blank=True)
+    # SMART Backend Services: the public keys that verify the app's private_key_jwt assertions,
+    # registered by value (a JWK Set) or by URL (fetched with timeouts, cached as it allows).
+    jwks = models.JSONField(null=True, blank=True, help_text="A JWK Set with the app's public keys.")
+    jwks_url = models.URLField(max_length=500, blank=True, help_text="Where the app publishes its JWK Set.")
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
@@ -292,6 +300,33 @@ class App(AbstractApplication):
     @property
     def is_production(self) -> bool:
         return self.environment == self.Environment.PRODUCTION
+
+    @property
+    def uses_key_authentication(self) -> bool:
+        return bool(self.jwks or self.jwks_url)
+
+    def is_usable(self, request) -> bool:
+        # DOT asks this before issuing a token and on every bearer-token check, so a suspended
+        # organization's apps stop at once, both ways.
+        return self.organization.is_active
+
+
+class UsedClientAssertion(models.Model):
+    """A client assertion's ``jti``, remembered until the assertion expires so it cannot be replayed.
+
+    The unique constraint makes "first use wins" atomic across every web worker and database.
+    """
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="+")
+    jti = models.CharField(max_length=255)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["app", "jti"], name="client_assertion_jti_once")]
+
+    def __str__(self):
+        return f"{self.app_id}:{self.jti}"
 
 
 class TierUpgradeRequest(models.Model):

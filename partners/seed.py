@@ -43,7 +43,13 @@ def seed_partners() -> dict:
         is_superuser=True,
     )
     developer = _user("developer@acme-health.test", developer_password, first_name="Dana", last_name="Developer")
-    patient = _user("patient@example.test", patient_password, first_name="Pat", last_name="Patient")
+    patient = _user(
+        "patient@example.test",
+        patient_password,
+        first_name="Pat",
+        last_name="Patient",
+        fhir_patient_id="demo-patient-1",
+    )
 
     sandbox = Tier.objects.get(slug="sandbox")
     organization, _ = Organization.objects.get_or_create(
@@ -72,7 +78,7 @@ def seed_partners() -> dict:
     app.description = "A demo patient-facing app: reads lab results and books visits in the sandbox."
     app.homepage_url = "https://acme-health.example"
     app.privacy_policy_url = "https://acme-health.example/privacy"
-    app.algorithm = App.NO_ALGORITHM
+    app.algorithm = App.RS256_ALGORITHM
     app.client_secret = app_secret  # hashed on save
     app.save()
 

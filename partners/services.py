@@ -29,8 +29,9 @@ from partners.models import (
     TierUpgradeRequest,
     User,
 )
+from partners.oauth import revoke_tokens_of_apps
 from partners.tiers import BAA_VERSION, SECURITY_QUESTIONNAIRE
-from partners.validators import parse_redirect_uris
+from partners.validators import parse_redirect_uris, validate_jwks, validate_jwks_url
 
 EMAIL_VERIFICATION_SALT = "partners.email-verification"
 GRANT_AUTHORIZATION_CODE = App.GRANT_AUTHORIZATION_CODE
@@ -290,6 +291,8 @@ def organization_suspend(*, organization: Organization, actor: User, reason: str
     organization.suspended_by = actor
     organization.suspension_reason = reason.strip()
     organization.save(update_fields=["status", "suspended_at", "suspended_by", "suspension_reason"])
+    # Every token stops now, not when it expires; new ones are refused while suspended.
+    revoke_tokens_of_apps(organization.apps.values_list("pk", flat=True))
     organization_notify_members(
         organization=organization,
         subject=f"{organization.name} is suspended",
@@ -442,7 +445,7 @@ def app_create(
         privacy_policy_url=privacy_policy_url.strip(),
         client_secret=secret,
         hash_client_secret=True,
-        algorithm=App.NO_ALGORITHM,
+        algorithm=App.RS256_ALGORITHM,  # signs OpenID Connect id_tokens (SMART openid fhirUser)
     )
     _merge_model_errors(app, errors)
     if errors:
@@ -665,3 +668,46 @@ def tier_upgrade_request_reject(*, upgrade_request: TierUpgradeRequest, reviewer
         link=reverse("portal:tiers"),
     )
     return True
+
+
+def oauth_records_purge() -> dict:
+    """Forget what can no longer matter: expired tokens and grants (DOT's own sweep), and the
+    jti of client assertions past their exp (a replay after that fails on exp anyway)."""
+    from oauth2_provider.models import clear_expired
+
+    from partners.models import UsedClientAssertion
+
+    clear_expired()
+    deleted, _ = UsedClientAssertion.objects.filter(expires_at__lt=timezone.now()).delete()
+    return {"client_assertions": deleted}
+
+
+@transaction.atomic
+def app_set_keys(*, app: App, actor: User, jwks: dict | None, jwks_url: str) -> App:
+    """Register the public keys that verify the app's SMART Backend Services assertions
+    (private_key_jwt): a JWK Set by value or the URL where the app publishes one. Neither removes
+    the registered keys."""
+    _require_member(actor, app.organization, permission="can_manage_apps")
+    _require_active(app.organization)
+    app = App.objects.select_for_update().get(pk=app.pk)
+    jwks_url = (jwks_url or "").strip()
+    if jwks is not None and jwks_url:
+        raise ValidationError({"__all__": ["Register your keys either as a JWK Set or as a JWKS URL, not both."]})
+    errors = {}
+    if jwks is not None:
+        try:
+            jwks = validate_jwks(jwks)
+        except ValidationError as exc:
+            errors["jwks"] = exc.messages
+    if jwks_url:
+        try:
+            # The same switch the fetcher obeys, so what registers is what can be fetched.
+            validate_jwks_url(jwks_url, allow_loopback_http=settings.ALLOW_PRIVATE_NETWORK_URLS)
+        except ValidationError as exc:
+            errors["jwks_url"] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+    app.jwks = jwks
+    app.jwks_url = jwks_url
+    app.save(update_fields=["jwks", "jwks_url", "updated"])
+    return app

@@ -7,14 +7,16 @@ NAV_SECTIONS = {
     "app-create": "apps",
     "app-detail": "apps",
     "app-edit": "apps",
+    "app-keys": "apps",
     "organization": "organization",
     "organization-create": "organization",
     "tiers": "tiers",
     "inbox": "inbox",
     "inbox-message": "inbox",
+    "diagnostics": "diagnostics",
 }
 # Pages that make sense for any organization, so switching organization can stay on them.
-SWITCH_STAYS_ON = {"home", "apps", "organization", "tiers", "inbox"}
+SWITCH_STAYS_ON = {"home", "apps", "organization", "tiers", "inbox", "diagnostics"}
 
 
 def portal(request):

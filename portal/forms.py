@@ -1,5 +1,7 @@
 """Portal forms: they check the shape of the input; the rules live in ``partners.services``."""
 
+import json
+
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
@@ -180,6 +182,36 @@ class AppCreateForm(AppEditForm):
     ]
 
 
+class AppKeysForm(forms.Form):
+    """SMART Backend Services keys: the form turns the pasted text into JSON; the rules for the keys
+    themselves are ``partners.services.app_set_keys``'s."""
+
+    jwks = forms.CharField(
+        label="JWK Set",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "autocapitalize": "none"}),
+        help_text='Your public keys as a JWK Set, <code>{"keys": [...]}</code>: RSA (RS384, 2048 bits or more) '
+        "or EC P-384 (ES384), each with a <code>kid</code>. Public keys only: never paste a private key.",
+    )
+    jwks_url = _url_field(
+        "JWKS URL",
+        help_text="Or the https address where your app publishes its JWK Set; we fetch it when your app "
+        "authenticates. Leave both empty to remove the keys.",
+    )
+
+    def clean_jwks(self) -> dict | None:
+        text = self.cleaned_data["jwks"].strip()
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValidationError(f"This is not valid JSON ({exc}).") from exc
+        if not isinstance(data, dict):
+            raise ValidationError('A JWK Set is a JSON object: {"keys": [...]}.')
+        return data
+
+
 # --- Tiers -----------------------------------------------------------------------------------
 
 YES_NO = [("yes", "Yes"), ("no", "No")]
@@ -251,3 +283,29 @@ class UpgradeRequestForm(forms.Form):
             }
             for q in SECURITY_QUESTIONNAIRE
         }
+
+
+# --- Diagnostics -----------------------------------------------------------------------------
+
+
+class NoEchoTextarea(forms.Textarea):
+    """A textarea that never renders its value back: a pasted token must not reappear in a page."""
+
+    def format_value(self, value):
+        return None
+
+
+class TokenInspectForm(forms.Form):
+    token = forms.CharField(
+        label="Access or refresh token",
+        max_length=4096,
+        widget=NoEchoTextarea(
+            attrs={"rows": 3, "spellcheck": "false", "autocapitalize": "none", "autocomplete": "off"}
+        ),
+        help_text="Paste the token exactly as your app received it. We look it up by its hash; it is never stored, "
+        "logged or shown back.",
+        error_messages={
+            "required": "Paste a token to inspect.",
+            "max_length": "That is longer than any token we issue.",
+        },
+    )

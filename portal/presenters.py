@@ -1,4 +1,5 @@
-"""Shape tier data for the tiers page: one row per capability, the current tier beside the next."""
+"""Shape data for portal pages: the tiers page (one row per capability, the current tier beside the
+next) and the app page (its registered keys)."""
 
 from dataclasses import dataclass
 
@@ -77,3 +78,18 @@ def added_scopes(current: Tier, upcoming: Tier | None) -> list[str]:
 
 def _count(value) -> str:
     return f"{value:,}" if isinstance(value, int) else "—"
+
+
+@dataclass(frozen=True)
+class RegisteredKey:
+    kid: str
+    kty: str
+    alg: str
+
+
+def registered_keys(app) -> list[RegisteredKey]:
+    """The public keys an app registered by value, as the detail page lists them."""
+    return [
+        RegisteredKey(str(key.get("kid", "")), str(key.get("kty", "")), str(key.get("alg", "")))
+        for key in (app.jwks or {}).get("keys", [])
+    ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import views
+from portal import diagnostics, views
 
 app_name = "portal"
 
@@ -21,6 +21,7 @@ urlpatterns = [
     path("apps/<int:pk>/", views.app_detail, name="app-detail"),
     path("apps/<int:pk>/edit/", views.app_edit, name="app-edit"),
     path("apps/<int:pk>/rotate-secret/", views.app_rotate_secret, name="app-rotate-secret"),
+    path("apps/<int:pk>/keys/", views.app_keys, name="app-keys"),
     # Tiers
     path("tiers/", views.tiers, name="tiers"),
     path("tiers/request/", views.upgrade_request, name="upgrade-request"),
@@ -28,4 +29,6 @@ urlpatterns = [
     # Inbox
     path("inbox/", views.inbox, name="inbox"),
     path("inbox/<int:pk>/", views.inbox_message, name="inbox-message"),
+    # Diagnostics
+    path("diagnostics/", diagnostics.diagnostics, name="diagnostics"),
 ]

@@ -8,6 +8,8 @@ Service errors map onto the page the same way everywhere:
 - ``InvalidState``: the message shown on the page (or flashed before a redirect).
 """
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -32,6 +34,7 @@ from portal.context import current_membership, organization_required, set_curren
 from portal.forms import (
     AppCreateForm,
     AppEditForm,
+    AppKeysForm,
     EmailAuthenticationForm,
     InviteForm,
     OrganizationForm,
@@ -488,6 +491,7 @@ def app_detail(request, pk):
             "organization": app.organization,
             "membership": selectors.membership_for(user=request.user, organization=app.organization),
             "secret": secret,
+            "registered_keys": presenters.registered_keys(app),
         },
     )
     if secret:
@@ -495,31 +499,13 @@ def app_detail(request, pk):
     return response
 
 
-@login_required
-def app_edit(request, pk):
-    app = _app_or_404(request, pk)
-    membership = selectors.membership_for(user=request.user, organization=app.organization)
-    status = 200
-    if request.method == "POST":
-        form = AppEditForm(request.POST)
-        if form.is_valid():
-            try:
-                services.app_update(app=app, actor=request.user, **form.cleaned_data)
-            except ValidationError as exc:
-                add_service_errors(form, exc)
-            except NotPermitted as exc:
-                return refuse(request, exc)
-            except InvalidState as exc:
-                form.add_error(None, str(exc))
-                status = 409
-            else:
-                messages.success(request, "Your changes are saved.")
-                return redirect(app)
-        elif not membership.can_manage_apps:
-            return refuse(request, _role_refusal(membership, "changing apps"))
-    else:
-        if not membership.can_manage_apps:
-            return refuse(request, _role_refusal(membership, "changing apps"))
+def _keys_form_for(app: App) -> AppKeysForm:
+    return AppKeysForm(initial={"jwks": json.dumps(app.jwks, indent=2) if app.jwks else "", "jwks_url": app.jwks_url})
+
+
+def _app_edit_page(request, app: App, *, form=None, keys_form=None, status=200):
+    """The edit page: the app's details and, in a form of its own, its Backend Services keys."""
+    if form is None:
         form = AppEditForm(
             initial={
                 "name": app.name,
@@ -532,9 +518,77 @@ def app_edit(request, pk):
     return render(
         request,
         "portal/app_form.html",
-        {"form": form, "app": app, "organization": app.organization, "creating": False},
+        {
+            "form": form,
+            "keys_form": keys_form or _keys_form_for(app),
+            "app": app,
+            "organization": app.organization,
+            "creating": False,
+        },
         status=status,
     )
+
+
+@login_required
+def app_edit(request, pk):
+    app = _app_or_404(request, pk)
+    membership = selectors.membership_for(user=request.user, organization=app.organization)
+    if request.method != "POST":
+        if not membership.can_manage_apps:
+            return refuse(request, _role_refusal(membership, "changing apps"))
+        return _app_edit_page(request, app)
+    status = 200
+    form = AppEditForm(request.POST)
+    if form.is_valid():
+        try:
+            services.app_update(app=app, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        except NotPermitted as exc:
+            return refuse(request, exc)
+        except InvalidState as exc:
+            form.add_error(None, str(exc))
+            status = 409
+        else:
+            messages.success(request, "Your changes are saved.")
+            return redirect(app)
+    elif not membership.can_manage_apps:
+        return refuse(request, _role_refusal(membership, "changing apps"))
+    return _app_edit_page(request, app, form=form, status=status)
+
+
+@login_required
+@require_POST
+def app_keys(request, pk):
+    app = _app_or_404(request, pk)
+    membership = selectors.membership_for(user=request.user, organization=app.organization)
+    status = 200
+    keys_form = AppKeysForm(request.POST)
+    if keys_form.is_valid():
+        data = keys_form.cleaned_data
+        try:
+            updated = services.app_set_keys(app=app, actor=request.user, jwks=data["jwks"], jwks_url=data["jwks_url"])
+        except ValidationError as exc:
+            add_service_errors(keys_form, exc)
+        except NotPermitted as exc:
+            return refuse(request, exc)
+        except InvalidState as exc:
+            keys_form.add_error(None, str(exc))
+            status = 409
+        else:
+            messages.success(
+                request,
+                "Your app's public keys are saved."
+                if updated.uses_key_authentication
+                else "Your app's keys are removed.",
+            )
+            return redirect(app)
+    elif not membership.can_manage_apps:
+        return refuse(request, _role_refusal(membership, "changing apps"))
+    # Never send pasted key material back to the browser: what was refused may be a private key.
+    keys_form.data = keys_form.data.copy()
+    keys_form.data["jwks"] = ""
+    return _app_edit_page(request, app, keys_form=keys_form, status=status)
 
 
 @login_required

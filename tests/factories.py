@@ -60,7 +60,7 @@ class AppFactory(factory.django.DjangoModelFactory):
     grant_types = factory.LazyFunction(lambda: [App.GRANT_AUTHORIZATION_CODE])
     redirect_uris = "https://app.example.com/callback"
     client_secret = "factory-secret"
-    algorithm = App.NO_ALGORITHM
+    algorithm = App.RS256_ALGORITHM
 
 
 class TierUpgradeRequestFactory(factory.django.DjangoModelFactory):

@@ -3,7 +3,7 @@
 from django.db import migrations
 
 READ_SCOPES = [
-    "launch", "launch/patient", "openid", "fhirUser", "offline_access", "online_access",
+    "launch/patient", "openid", "fhirUser", "offline_access", "online_access",
     "patient/*.read", "patient/*.rs", "user/*.read", "user/*.rs",
     "appointments.read", "consent.read", "eligibility.read", "events.read", "lab_results.read",
 ]

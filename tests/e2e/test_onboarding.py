@@ -12,7 +12,7 @@ from partners.models import App, Organization, TierUpgradeRequest
 from partners.tiers import SECURITY_QUESTIONNAIRE
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def path_of(url: str) -> str:

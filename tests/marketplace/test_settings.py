@@ -8,8 +8,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # Variables each case sets itself; the suite's own (CI points DATABASE_URL and REDIS_URL at servers)
 # must not leak into the child.
-CONFIGURED = {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+CONFIGURED = {
+    "OIDC_RSA_PRIVATE_KEY",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
+
+
+def _rsa_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 PRODUCTION_ENV = {
+    "OIDC_RSA_PRIVATE_KEY": _rsa_pem(),
     "DEBUG": "0",
     "SECRET_KEY": "a-production-secret-key-that-is-long-and-random-enough-0123456789abcdef",
     "ALLOWED_HOSTS": "portal.example.com",
@@ -33,6 +54,13 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     result = run(["manage.py", "check"], env, tmp_path)
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_production_refuses_to_start_without_an_oidc_key(tmp_path):
+    env = {**PRODUCTION_ENV, "OIDC_RSA_PRIVATE_KEY": ""}
+    result = run(["manage.py", "check"], env, tmp_path)
+    assert result.returncode != 0
+    assert "OIDC_RSA_PRIVATE_KEY" in result.stderr
 
 
 def test_development_defaults_warn_loudly(tmp_path):

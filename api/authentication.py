@@ -1,0 +1,162 @@
+"""The token layer: who is calling, established from the bearer token alone.
+
+``BearerTokenAuthentication`` reads ``Authorization: Bearer <token>`` from the header and nowhere
+else (RFC 9700 §2.4 / RFC 6750 §2.1: never the query string, never a form body), finds DOT's
+``AccessToken`` by the SHA-256 of the token (tokens are stored hashed, ``token_checksum`` is unique
+and indexed) in one query that also brings the app, its organization and tier and the user, and
+puts what the later layers need on ``request.auth_context``.
+
+It refuses only what is wrong with the *token*: malformed, unknown, revoked (the row is gone),
+expired, or issued for a deactivated account. Whether the organization is suspended, what the
+tier allows and so on are policy decisions the permission classes make, with their own codes.
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from oauth2_provider.models import get_access_token_model
+from rest_framework.authentication import BaseAuthentication
+
+from api.problems import Problem, bearer_challenge
+from partners.oauth import token_patient_id
+
+# RFC 6750 §2.1 b64token; bounded so a hostile header costs nothing to refuse.
+_B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+MAX_TOKEN_LENGTH = 4096
+
+
+def token_checksum(raw_token: str) -> str:
+    """How DOT stores a token (``token_checksum``): the hex SHA-256 of the raw value."""
+    return hashlib.sha256(raw_token.encode("utf-8")).hexdigest()
+
+
+def utc_iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class AuthContext:
+    """What the token says about the caller, for the layers after it and for the handler.
+
+    ``token_id`` identifies the token in logs and support conversations: a prefix of its stored
+    SHA-256 checksum, never the token itself. ``environment`` is set by ``EnvironmentAllows``.
+    """
+
+    app: object  # partners.models.App
+    organization: object  # partners.models.Organization
+    tier: object  # partners.models.Tier
+    scopes: list[str]
+    patient_id: str | None
+    user: object | None  # partners.models.User, None for a client-credentials (system) token
+    token_id: str
+    expires_at: datetime
+    issued_at: datetime | None = None
+    environment: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def client_id(self) -> str:
+        return self.app.client_id
+
+    @property
+    def is_system(self) -> bool:
+        """A backend-services token: no user behind it."""
+        return self.user is None
+
+    def has_scope(self, name: str) -> bool:
+        return name in self.scopes
+
+
+def build_auth_context(access_token) -> AuthContext:
+    app = access_token.application
+    user = access_token.user
+    scopes = access_token.scope.split()
+    patient_id = token_patient_id(scopes, user)  # the same rule the token endpoint applied
+    return AuthContext(
+        app=app,
+        organization=app.organization,
+        tier=app.organization.tier,
+        scopes=scopes,
+        patient_id=patient_id,
+        user=user,
+        token_id=access_token.token_checksum[:16],
+        expires_at=access_token.expires,
+        issued_at=access_token.created,
+    )
+
+
+def invalid_token(description: str) -> Problem:
+    return Problem(
+        "invalid_token",
+        description,
+        headers={"WWW-Authenticate": bearer_challenge("invalid_token", description)},
+    )
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    """DRF authentication by OAuth 2.0 bearer token (RFC 6750), header only.
+
+    Returns ``(user, access_token)``: the token's user, or an ``AnonymousUser`` for a
+    client-credentials token (``request.auth_context`` still says which app is calling).
+    Returns ``None`` when no Authorization header was sent, so the permission layer answers
+    ``token_required`` with a bare ``WWW-Authenticate: Bearer realm=...`` (RFC 6750 §3.1).
+    """
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, raw_token = header.partition(" ")
+        raw_token = raw_token.strip()
+        if scheme.lower() != "bearer":
+            raise invalid_token(
+                f"The Authorization header uses the {scheme[:20]} scheme; send 'Authorization: Bearer <token>'."
+            )
+        if not raw_token or len(raw_token) > MAX_TOKEN_LENGTH or not _B64TOKEN.fullmatch(raw_token):
+            raise invalid_token("The Authorization header is malformed: expected 'Bearer <token>' with one token.")
+
+        model = get_access_token_model()
+        try:
+            access_token = model.objects.select_related("application__organization__tier", "user").get(
+                token_checksum=token_checksum(raw_token)
+            )
+        except model.DoesNotExist:
+            raise invalid_token("The access token is unknown: it was never issued here, or it was revoked.") from None
+        if access_token.is_expired():
+            raise invalid_token(f"The access token expired at {utc_iso(access_token.expires)}.")
+        if access_token.application is None:
+            raise invalid_token("The access token was not issued to a registered app.")
+        user = access_token.user
+        if user is not None and not user.is_active:
+            raise invalid_token("The account the access token was issued for is deactivated.")
+
+        context = build_auth_context(access_token)
+        # On the Django request, so the DRF request (which reads through to it), middleware and
+        # the access log all see the same object.
+        getattr(request, "_request", request).auth_context = context
+        structlog.contextvars.bind_contextvars(
+            client_id=context.client_id, organization=context.organization.slug, token_id=context.token_id
+        )
+        return (user if user is not None else AnonymousUser(), access_token)
+
+    def authenticate_header(self, request):
+        return bearer_challenge()
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Tells drf-spectacular how ``BearerTokenAuthentication`` appears in the OpenAPI document."""
+
+    target_class = "api.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An OAuth 2.0 access token from /oauth/token/, sent as 'Authorization: Bearer <token>'.",
+        }

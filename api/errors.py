@@ -1,0 +1,344 @@
+"""The error catalogue: every error code the API can return, in one place.
+
+Pure data: no Django, no request. The API renders these as RFC 9457 problem details on ``/api/``
+and as FHIR ``OperationOutcome`` on ``/fhir/`` (see ``api.problems``); the docs portal renders one
+page per code at ``/docs/errors/<code>/``, which is also each problem's ``type`` URI. A code, once
+published, is never renamed or reused: partners branch on it.
+
+Each entry says which *layer* refused (the order a request passes them in):
+
+- ``token``: the bearer token (missing, unknown, expired, revoked);
+- ``scope``: the scopes the token carries;
+- ``policy``: what the app's organization may do (status, tier, environment, partner type, quotas);
+- ``data``: whether this patient allowed this app this data (consent);
+- ``request``: the request itself (address, method, body);
+- ``server``: the platform failed.
+"""
+
+from dataclasses import dataclass
+
+LAYERS = ("token", "scope", "policy", "data", "request", "server")
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: str
+    status: int  # the HTTP status this code is sent with
+    title: str  # short, the same for every occurrence
+    layer: str  # one of LAYERS
+    explanation: str  # one paragraph: what happened and why the platform refuses
+    fix: str  # what the caller can do next
+    fhir_issue: str  # the FHIR IssueType code used in an OperationOutcome
+
+
+ERRORS: dict[str, ErrorCode] = {
+    e.code: e
+    for e in (
+        # --- token -------------------------------------------------------------------------------
+        ErrorCode(
+            code="token_required",
+            status=401,
+            title="An access token is required",
+            layer="token",
+            explanation=(
+                "The request carried no access token. Every API call must present an OAuth 2.0 bearer "
+                "token in the Authorization header. Tokens sent in the query string (?access_token=) or "
+                "in a form body are never accepted: they end up in server logs, browser history and "
+                "Referer headers."
+            ),
+            fix=(
+                "Get a token from /oauth/token/ (or the SMART launch flow) and send it as "
+                "'Authorization: Bearer <access token>'."
+            ),
+            fhir_issue="security",
+        ),
+        ErrorCode(
+            code="invalid_token",
+            status=401,
+            title="The access token is not valid",
+            layer="token",
+            explanation=(
+                "The Authorization header carried a bearer token the platform cannot accept: it is "
+                "malformed, was never issued, has expired, or was revoked (by the patient, by your app, "
+                "or when your client secret or the user's account changed). The response's detail and "
+                "the WWW-Authenticate header's error_description say which."
+            ),
+            fix=(
+                "Get a new access token: use your refresh token if you have one, otherwise run the "
+                "authorization flow again. Do not retry the request with the same token."
+            ),
+            fhir_issue="security",
+        ),
+        # --- scope -------------------------------------------------------------------------------
+        ErrorCode(
+            code="insufficient_scope",
+            status=403,
+            title="The access token lacks a required scope",
+            layer="scope",
+            explanation=(
+                "The token is valid but was not granted the scope this endpoint needs. Scopes are what "
+                "the user (or, for backend services, your registration) agreed your app may do; each "
+                "endpoint's reference lists the scopes it requires. The response names the missing "
+                "scopes in missing_scopes and in the WWW-Authenticate header's scope attribute."
+            ),
+            fix=(
+                "Request the missing scope when you ask for the token (your organization's tier must "
+                "allow it; see /tiers/), then call again with the new token. GET /api/v1/token-info "
+                "shows what your current token carries."
+            ),
+            fhir_issue="security",
+        ),
+        # --- policy ------------------------------------------------------------------------------
+        ErrorCode(
+            code="organization_suspended",
+            status=403,
+            title="The app's organization is suspended",
+            layer="policy",
+            explanation=(
+                "A platform administrator suspended the organization that owns this app, so none of its "
+                "apps may call the API, whatever their tokens allow. The reason given by the "
+                "administrator is in the response and was emailed to the organization's owners."
+            ),
+            fix=(
+                "An owner of the organization should read the suspension notice in the portal inbox, "
+                "resolve what it names, and contact platform support. Tokens work again as soon as the "
+                "organization is reinstated."
+            ),
+            fhir_issue="security",
+        ),
+        ErrorCode(
+            code="tier_policy",
+            status=403,
+            title="The organization's tier does not allow this",
+            layer="policy",
+            explanation=(
+                "Your organization's tier does not include what this request needs, for example write "
+                "access (creating or changing data). Tiers are the steps from sandbox to production; "
+                "each allows more once its requirements are met."
+            ),
+            fix=(
+                "See /tiers/ for what your tier allows and what the next one takes, then request an "
+                "upgrade there. The response names the lowest tier that allows this request."
+            ),
+            fhir_issue="security",
+        ),
+        ErrorCode(
+            code="environment_policy",
+            status=403,
+            title="The app's environment cannot reach this data",
+            layer="policy",
+            explanation=(
+                "Apps live in one environment. Sandbox apps reach sandbox (synthetic) data only; "
+                "production apps reach production data only. The request touched data of the other "
+                "environment."
+            ),
+            fix=(
+                "Use the credentials of an app registered in the environment of the data you want: a "
+                "sandbox app for test data, a production app (tier Production or higher) for live data."
+            ),
+            fhir_issue="security",
+        ),
+        ErrorCode(
+            code="partner_type_policy",
+            status=403,
+            title="This endpoint is not open to your partner type",
+            layer="policy",
+            explanation=(
+                "Some endpoints are reserved to one kind of partner: recording consent from a signed "
+                "form is for providers, eligibility responses are for payers, and so on. Your "
+                "organization's partner type is not one this endpoint serves."
+            ),
+            fix=(
+                "Check the endpoint's reference for who may call it. If your organization's partner type "
+                "is recorded wrongly, ask platform support to correct it."
+            ),
+            fhir_issue="security",
+        ),
+        ErrorCode(
+            code="forbidden",
+            status=403,
+            title="The request is not allowed",
+            layer="policy",
+            explanation=(
+                "The platform refused the request for a reason that has no more specific code. The detail says why."
+            ),
+            fix="Read the detail; if it does not explain the refusal, contact support quoting the correlation id.",
+            fhir_issue="security",
+        ),
+        ErrorCode(
+            code="rate_limited",
+            status=429,
+            title="Too many requests",
+            layer="policy",
+            explanation=(
+                "The app exceeded one of its rate quotas (per second, per minute or per day, per "
+                "endpoint group). Quotas come from the organization's tier."
+            ),
+            fix=(
+                "Wait the number of seconds in the Retry-After header before retrying, and spread "
+                "requests out. Higher tiers have higher quotas (/tiers/)."
+            ),
+            fhir_issue="throttled",
+        ),
+        # --- data --------------------------------------------------------------------------------
+        ErrorCode(
+            code="consent_required",
+            status=403,
+            title="The patient has not consented to this access",
+            layer="data",
+            explanation=(
+                "The token and your organization's policies allow the request, but the patient has not "
+                "given (or has withdrawn) consent for your app to see this kind of data. Consent is per "
+                "patient, per app and per data class."
+            ),
+            fix=(
+                "Ask the patient to approve your app for this data through the authorization flow. Do "
+                "not retry until they have: the answer will not change."
+            ),
+            fhir_issue="security",
+        ),
+        # --- request -----------------------------------------------------------------------------
+        ErrorCode(
+            code="not_found",
+            status=404,
+            title="Not found",
+            layer="request",
+            explanation=(
+                "Nothing exists at this address, or what it names does not exist or is not visible to "
+                "your app. The platform does not distinguish the two, so it cannot be used to probe "
+                "for records."
+            ),
+            fix="Check the path and the identifier against the API reference (/api/reference/).",
+            fhir_issue="not-found",
+        ),
+        ErrorCode(
+            code="method_not_allowed",
+            status=405,
+            title="Method not allowed",
+            layer="request",
+            explanation="The endpoint exists but does not accept this HTTP method.",
+            fix="Use one of the methods listed in the Allow header.",
+            fhir_issue="not-supported",
+        ),
+        ErrorCode(
+            code="not_acceptable",
+            status=406,
+            title="Cannot produce the requested media type",
+            layer="request",
+            explanation="The Accept header asks for a representation this endpoint cannot produce.",
+            fix="Accept application/json (application/fhir+json on /fhir/), or omit the Accept header.",
+            fhir_issue="not-supported",
+        ),
+        ErrorCode(
+            code="payload_too_large",
+            status=413,
+            title="Request body too large",
+            layer="request",
+            explanation=(
+                "The request body is larger than the platform accepts in one request. Large bodies are "
+                "refused before they are read."
+            ),
+            fix="Send a smaller body: split batches into several requests.",
+            fhir_issue="too-long",
+        ),
+        ErrorCode(
+            code="unsupported_media_type",
+            status=415,
+            title="Unsupported media type",
+            layer="request",
+            explanation="The request body's Content-Type is not one this endpoint reads.",
+            fix="Send the body as JSON with 'Content-Type: application/json' (application/fhir+json on /fhir/).",
+            fhir_issue="not-supported",
+        ),
+        ErrorCode(
+            code="malformed_request",
+            status=400,
+            title="Malformed request",
+            layer="request",
+            explanation="The request could not be read: the body is not well-formed JSON, or a header is malformed.",
+            fix="Fix the syntax the detail points to and send the request again.",
+            fhir_issue="structure",
+        ),
+        ErrorCode(
+            code="validation_error",
+            status=400,
+            title="The request has invalid fields",
+            layer="request",
+            explanation=(
+                "The request was readable but some values are missing or wrong. The errors list names "
+                "each field (as a JSON pointer into the body) with what is wrong with it."
+            ),
+            fix="Correct each field listed in errors and send the request again.",
+            fhir_issue="invalid",
+        ),
+        ErrorCode(
+            code="client_error",
+            status=400,
+            title="The request cannot be served",
+            layer="request",
+            explanation=(
+                "The request was refused for a reason that has no more specific code; the HTTP status "
+                "and the detail say more."
+            ),
+            fix="Read the detail; if it does not explain the refusal, contact support quoting the correlation id.",
+            fhir_issue="invalid",
+        ),
+        # --- server ------------------------------------------------------------------------------
+        ErrorCode(
+            code="server_error",
+            status=500,
+            title="Internal server error",
+            layer="server",
+            explanation=(
+                "The platform failed while handling the request. It was logged with the correlation id "
+                "and the team is alerted; nothing you sent needs to change."
+            ),
+            fix=(
+                "Retry later with exponential backoff. If it persists, contact support quoting the "
+                "correlation id. Retrying a write is safe only with an Idempotency-Key."
+            ),
+            fhir_issue="exception",
+        ),
+        ErrorCode(
+            code="service_unavailable",
+            status=503,
+            title="Service temporarily unavailable",
+            layer="server",
+            explanation="The platform or a service it depends on is temporarily unavailable (see /status/).",
+            fix="Retry after the number of seconds in Retry-After, or later with exponential backoff.",
+            fhir_issue="transient",
+        ),
+    )
+}
+
+# Which code a bare HTTP error (one raised without a code, e.g. Django's own 404) is sent as.
+STATUS_CODES = {
+    400: "malformed_request",
+    401: "token_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "server_error",
+    503: "service_unavailable",
+}
+
+
+def get(code: str) -> ErrorCode:
+    """The catalogue entry for ``code``; an unknown code is a programming error (KeyError)."""
+    return ERRORS[code]
+
+
+def code_for_status(status: int) -> str:
+    """The code a bare HTTP error of ``status`` is sent as."""
+    if status in STATUS_CODES:
+        return STATUS_CODES[status]
+    return "server_error" if status >= 500 else "client_error"
+
+
+def docs_path(code: str) -> str:
+    """The docs page of a code, which is also the problem's ``type`` (made absolute per request)."""
+    return f"/docs/errors/{code}/"

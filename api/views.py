@@ -1,0 +1,95 @@
+"""Platform endpoints under /api/v1/, and the base class every protected API view extends."""
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.authentication import BearerTokenAuthentication
+from api.permissions import API_PERMISSION_CLASSES, HasValidToken, describe_layers
+from api.problems import PROBLEM_CONTENT_TYPE
+from api.serializers import ProblemSerializer, TokenInfoSerializer
+from partners.scopes import UnknownScope, parse
+
+
+class ProtectedAPIView(APIView):
+    """An API view behind every layer: bearer token, then scope, organization, tier, environment
+    and partner type (``api.permissions``). Subclasses declare ``required_scopes`` or
+    ``required_resource_access`` and, where they apply, ``allowed_partner_types``; in the handler
+    they call ``require_environment`` and ``require_data_access`` for the records they touch."""
+
+    authentication_classes = (BearerTokenAuthentication,)
+    permission_classes = API_PERMISSION_CLASSES
+
+
+def problem_responses(*statuses: int) -> dict:
+    """``extend_schema`` responses documenting each status as ``application/problem+json``."""
+    return {
+        (status, PROBLEM_CONTENT_TYPE): OpenApiResponse(ProblemSerializer, description="RFC 9457 problem details.")
+        for status in statuses
+    }
+
+
+def _granted_scope(name: str) -> dict:
+    try:
+        scope = parse(name)
+    except UnknownScope:
+        return {"name": name, "sentence": "", "kind": "unknown", "data_class": None}
+    return {"name": name, "sentence": scope.sentence, "kind": scope.kind, "data_class": scope.data_class}
+
+
+def token_info(context, request) -> dict:
+    app, organization, tier = context.app, context.organization, context.tier
+    return {
+        "token_id": context.token_id,
+        "kind": "system" if context.is_system else ("patient" if context.patient_id else "user"),
+        "app": {"name": app.name, "client_id": app.client_id, "environment": app.environment},
+        "organization": {
+            "name": organization.name,
+            "slug": organization.slug,
+            "status": organization.status,
+            "partner_type": organization.partner_type,
+            "suspension_reason": None if organization.is_active else organization.suspension_reason,
+        },
+        "tier": {
+            "slug": tier.slug,
+            "name": tier.name,
+            "rank": tier.rank,
+            "write_access": tier.write_access,
+            "token_lifetimes": {
+                "patient_access_token": tier.patient_token_lifetime,
+                "system_access_token": tier.system_token_lifetime,
+                "refresh_token": tier.refresh_token_lifetime,
+            },
+        },
+        "scopes": [_granted_scope(name) for name in context.scopes],
+        "patient": {"id": context.patient_id, "reference": f"Patient/{context.patient_id}"}
+        if context.patient_id
+        else None,
+        "issued_at": context.issued_at,
+        "expires_at": context.expires_at,
+        "expires_in": max(0, int((context.expires_at - timezone.now()).total_seconds())),
+        "layers": describe_layers(context, request),
+    }
+
+
+class TokenInfoView(ProtectedAPIView):
+    """What the calling token may do. Any valid token may ask, whatever its scopes, and so may an
+    app of a suspended organization: the answer is how it learns why everything else is refused."""
+
+    permission_classes = (HasValidToken,)
+
+    @extend_schema(
+        operation_id="token_info",
+        summary="What the calling access token may do",
+        description=(
+            "The app, organization and tier behind the token, the scopes it carries with what each lets "
+            "the app do, the patient it speaks for (if any), when it expires, and each authorization "
+            "layer's verdict (token, scope, policy, data). Needs a valid token and no particular scope."
+        ),
+        tags=["platform"],
+        responses={200: TokenInfoSerializer, **problem_responses(401, 405, 406, 429, 500)},
+    )
+    def get(self, request):
+        data = TokenInfoSerializer(token_info(request.auth_context, request)).data
+        return Response(data, headers={"Cache-Control": "no-store"})
