@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 import structlog
 from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from oauth2_provider.models import get_access_token_model
 from rest_framework.authentication import BaseAuthentication
 
 from api.problems import Problem, bearer_challenge
 from partners.oauth import token_patient_id
+from partners.token_cache import access_token_by_checksum
 
 # RFC 6750 §2.1 b64token; bounded so a hostile header costs nothing to refuse.
 _B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
@@ -120,13 +120,9 @@ class BearerTokenAuthentication(BaseAuthentication):
         if not raw_token or len(raw_token) > MAX_TOKEN_LENGTH or not _B64TOKEN.fullmatch(raw_token):
             raise invalid_token("The Authorization header is malformed: expected 'Bearer <token>' with one token.")
 
-        model = get_access_token_model()
-        try:
-            access_token = model.objects.select_related("application__organization__tier", "user").get(
-                token_checksum=token_checksum(raw_token)
-            )
-        except model.DoesNotExist:
-            raise invalid_token("The access token is unknown: it was never issued here, or it was revoked.") from None
+        access_token = access_token_by_checksum(token_checksum(raw_token))
+        if access_token is None:
+            raise invalid_token("The access token is unknown: it was never issued here, or it was revoked.")
         if access_token.is_expired():
             raise invalid_token(f"The access token expired at {utc_iso(access_token.expires)}.")
         if access_token.application is None:

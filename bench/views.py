@@ -1,0 +1,26 @@
+"""The benchmark's probe: one small response behind every layer, and the same with the layers off."""
+
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.views import ProtectedAPIView
+
+
+class LayeredProbe(ProtectedAPIView):
+    """Token, scope, organization, tier, environment and partner-type checks, then a tiny body."""
+
+    required_scopes = ["events.read"]
+
+    def get(self, request):
+        return Response({"ok": True, "client_id": request.auth_context.client_id})
+
+
+class UncheckedProbe(APIView):
+    """The same handler and body with every check off: what the checks cost is the difference."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    def get(self, request):
+        return Response({"ok": True, "client_id": "bench-client"})

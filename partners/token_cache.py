@@ -1,0 +1,88 @@
+"""Bearer-token lookups from the shared cache: at most one cache hit, or one indexed query.
+
+An access token is resolved to the row with its app, organization, tier and user. That join is
+the API's most frequent query, so the result is kept in the shared cache (Redis) for a short time
+and forgotten the moment anything it depends on changes:
+
+- the token is deleted (revocation, refresh rotation, suspension, consent revocation) or saved;
+- its app, organization, tier or user is saved.
+
+The cache is used only when it is shared by every process (``TOKEN_CACHE_SECONDS`` > 0, set when
+``REDIS_URL`` is): a per-process cache could not be told that another process revoked a token.
+"""
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django.utils import timezone
+from oauth2_provider.models import AccessToken
+
+from partners.models import App, Organization, Tier, User
+
+PREFIX = "tok:"
+
+
+def _key(checksum: str) -> str:
+    return PREFIX + checksum
+
+
+def _load(checksum: str):
+    return (
+        AccessToken.objects.select_related("application__organization__tier", "user")
+        .filter(token_checksum=checksum)
+        .first()
+    )
+
+
+def access_token_by_checksum(checksum: str):
+    """The AccessToken (with app, organization, tier and user loaded), or ``None``."""
+    seconds = settings.TOKEN_CACHE_SECONDS
+    if seconds <= 0:
+        return _load(checksum)
+    token = cache.get(_key(checksum))
+    if token is not None:
+        return token
+    token = _load(checksum)
+    if token is not None:
+        remaining = int((token.expires - timezone.now()).total_seconds())
+        if remaining > 0:
+            cache.set(_key(checksum), token, min(seconds, remaining))
+    return token
+
+
+def forget(checksums) -> None:
+    keys = [_key(c) for c in checksums if c]
+    if keys and settings.TOKEN_CACHE_SECONDS > 0:
+        cache.delete_many(keys)
+
+
+def forget_tokens_of(**filters) -> None:
+    if settings.TOKEN_CACHE_SECONDS > 0:
+        forget(AccessToken.objects.filter(**filters).values_list("token_checksum", flat=True))
+
+
+@receiver(post_delete, sender=AccessToken, dispatch_uid="token_cache_token_deleted")
+@receiver(post_save, sender=AccessToken, dispatch_uid="token_cache_token_saved")
+def _token_changed(sender, instance, **kwargs):
+    forget([instance.token_checksum])
+
+
+@receiver(post_save, sender=App, dispatch_uid="token_cache_app_saved")
+def _app_changed(sender, instance, **kwargs):
+    forget_tokens_of(application=instance)
+
+
+@receiver(post_save, sender=Organization, dispatch_uid="token_cache_org_saved")
+def _organization_changed(sender, instance, **kwargs):
+    forget_tokens_of(application__organization=instance)
+
+
+@receiver(post_save, sender=Tier, dispatch_uid="token_cache_tier_saved")
+def _tier_changed(sender, instance, **kwargs):
+    forget_tokens_of(application__organization__tier=instance)
+
+
+@receiver(post_save, sender=User, dispatch_uid="token_cache_user_saved")
+def _user_changed(sender, instance, **kwargs):
+    forget_tokens_of(user=instance)
