@@ -197,6 +197,47 @@ ERRORS: dict[str, ErrorCode] = {
             ),
             fhir_issue="security",
         ),
+        ErrorCode(
+            code="consent_revoked",
+            status=403,
+            title="The patient revoked their consent",
+            layer="data",
+            explanation=(
+                "The patient withdrew your app's access, from My connected apps or through their provider. "
+                "Your tokens for this patient were revoked at the same moment, and a consent.revoked event "
+                "was sent to your webhooks and event feed."
+            ),
+            fix=(
+                "Stop calling for this patient and delete what your policy says you must. Only the patient "
+                "can grant access again, by going through your app's authorization flow."
+            ),
+            fhir_issue="security",
+        ),
+        ErrorCode(
+            code="consent_expired",
+            status=403,
+            title="The patient's consent has expired",
+            layer="data",
+            explanation="The consent had an end date, and it has passed.",
+            fix="Ask the patient to authorize your app again; the consent screen shows them what you ask for.",
+            fhir_issue="security",
+        ),
+        ErrorCode(
+            code="organization_authorization",
+            status=403,
+            title="The patient's provider has not authorized this app",
+            layer="data",
+            explanation=(
+                "The patient may have consented, but the provider organization that holds their records "
+                "decides separately which apps may reach them, and it has blocked your app or not enabled "
+                "it yet. Production apps need each provider's explicit authorization."
+            ),
+            fix=(
+                "Ask the provider organization named in the detail to enable your app. The patient cannot "
+                "change this by consenting again."
+            ),
+            fhir_issue="forbidden",
+        ),
         # --- request -----------------------------------------------------------------------------
         ErrorCode(
             code="not_found",

@@ -7,6 +7,8 @@ refusal into the ``consent_required`` problem (or whichever code the decision na
 
 from dataclasses import dataclass
 
+from consent import services as consent_services
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -30,10 +32,18 @@ def check_data_access(*, context, patient_id: str | None, data_class: str) -> De
     ``data_class`` (a key of ``partners.scopes.DATA_CLASSES``) of the patient ``patient_id`` (a FHIR
     logical id; None for data that belongs to no one patient).
 
-    For now this allows everything: the token, scope and policy layers have already run. The consent
-    issue fills it in: it will ask consent's enforcement service for the patient's current grant to
-    this app and data class and answer ``Decision.deny(...)`` with ``consent_required`` (or a more
-    precise consent code) naming the consent state when there is none, it was withdrawn, or it has
-    expired. Keep the signature: views and tests call it by these keyword arguments.
+    Data that belongs to no patient is not a consent matter. A provider's own backend service
+    reaching patients whose records it holds acts for the provider, not under the patient's consent
+    to a third-party app. Everything else asks consent's enforcement service, which checks the
+    patient's grant and the authorization of the organizations holding their records.
     """
-    return Decision.allow()
+    if patient_id is None:
+        return Decision.allow()
+    if context.is_system and consent_services.provider_holds_records(
+        organization=context.organization, patient_id=patient_id
+    ):
+        return Decision.allow()
+    decision = consent_services.check_access(app=context.app, patient_id=patient_id, data_class=data_class)
+    if decision.allowed:
+        return Decision.allow()
+    return Decision.deny(decision.detail, code=decision.code)

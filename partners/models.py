@@ -1,5 +1,7 @@
 """Partners: accounts, organizations and their members, apps (OAuth2 clients), tiers, upgrades."""
 
+import uuid
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.validators import MaxValueValidator
@@ -396,3 +398,24 @@ class InboxMessage(models.Model):
 
     def __str__(self):
         return self.subject
+
+
+class OutboxEvent(models.Model):
+    """The transactional outbox: an event is written in the same transaction as the change that
+    caused it, so it exists exactly when the change does; webhook delivery and the event feed read it.
+    This is how a higher layer (consent, the API) tells partners' apps something happened."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=60, db_index=True)
+    payload = models.JSONField(default=dict)
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    app = models.ForeignKey(App, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    patient_id = models.CharField(max_length=64, blank=True, db_index=True)
+    occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["occurred_at"]
+
+    def __str__(self):
+        return f"{self.type} {self.id}"

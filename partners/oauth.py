@@ -306,3 +306,14 @@ def _token_urls(oauth_request) -> set[str]:
     if headers.get("HTTP_HOST"):
         urls.add(f"{scheme}://{headers['HTTP_HOST']}{path}")
     return urls
+
+
+def revoke_tokens_for_patient(app, patient_id: str) -> int:
+    """Revoke this app's tokens issued to the accounts that speak for this patient."""
+    from partners.models import User
+
+    users = User.objects.filter(fhir_patient_id=patient_id)
+    refresh = RefreshToken.objects.filter(application=app, user__in=users, revoked__isnull=True)
+    count = refresh.update(revoked=timezone.now())
+    deleted, _ = AccessToken.objects.filter(application=app, user__in=users).delete()
+    return count + deleted

@@ -711,3 +711,14 @@ def app_set_keys(*, app: App, actor: User, jwks: dict | None, jwks_url: str) -> 
     app.jwks_url = jwks_url
     app.save(update_fields=["jwks", "jwks_url", "updated"])
     return app
+
+
+def event_publish(*, type: str, payload: dict, organization=None, app=None, patient_id: str = ""):
+    """Write an event to the outbox, in the caller's transaction."""
+    from partners.models import OutboxEvent
+
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("event_publish must run inside the transaction of the change it announces")
+    return OutboxEvent.objects.create(
+        type=type, payload=payload, organization=organization, app=app, patient_id=patient_id
+    )

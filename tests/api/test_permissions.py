@@ -139,8 +139,14 @@ def test_an_endpoint_for_providers_refuses_other_partner_types(client, app):
 # --- data ----------------------------------------------------------------------------------------
 
 
-def test_the_data_hook_allows_by_default(client, app):
-    assert client.get("/api/test/lab-results/123", **bearer(make_token(app, "openid"))).status_code == 200
+def test_the_data_layer_asks_for_the_patients_consent(client, app):
+    from consent.services import consent_grant
+
+    token = make_token(app, "openid")
+    body = problem(client.get("/api/test/lab-results/123", **bearer(token)), 403, "consent_required")
+    assert "has not consented" in body["detail"]
+    consent_grant(patient_id="123", app=app, scopes=["patient/Observation.rs"], channel="api")
+    assert client.get("/api/test/lab-results/123", **bearer(token)).status_code == 200
 
 
 def test_a_refusal_of_the_data_hook_is_consent_required(client, app, monkeypatch):
