@@ -11,6 +11,7 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("", include("django_prometheus.urls")),
     path("oauth/", include("partners.oauth_urls")),
+    path("me/", include("consent.urls")),
     path(".well-known/", include("api.wellknown_urls")),
     path("fhir/r4/", include("api.fhir_urls")),
     path("api/", include("api.urls")),

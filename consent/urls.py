@@ -1,0 +1,5 @@
+"""Patient-facing consent pages under /me/."""
+
+app_name = "consent"
+
+urlpatterns = []
