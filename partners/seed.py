@@ -89,7 +89,7 @@ def seed_partners() -> dict:
             "password": developer_password,
             "organization": organization.slug,
         },
-        "patient": {"email": patient.email, "password": patient_password},
+        "patient": {"email": patient.email, "password": patient_password, "fhir_patient_id": patient.fhir_patient_id},
         "app": {
             "name": app.name,
             "client_id": app.client_id,

@@ -8,6 +8,7 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from consent.seed import seed_consent
 from partners.seed import seed_partners
 
 
@@ -19,6 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         result = {"url": settings.PUBLIC_BASE_URL + "/", **seed_partners()}
+        result.update(seed_consent(patient_ids=[result["patient"]["fhir_patient_id"]]))
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2))
             return
@@ -31,7 +33,10 @@ class Command(BaseCommand):
             f"  Django admin     {base}admin/",
             f"  Admin login      {result['admin']['email']} / {result['admin']['password']}",
             f"  Developer login  {result['developer']['email']} / {result['developer']['password']}",
-            f"  Patient login    {result['patient']['email']} / {result['patient']['password']}",
+            f"  Patient login    {result['patient']['email']} / {result['patient']['password']}"
+            f"  (Patient/{result['patient']['fhir_patient_id']})",
+            f"  Provider login   {result['provider']['email']} / {result['provider']['password']}"
+            f"  ({result['provider']['organization']})",
             f"  Demo app         {app['name']} ({app['environment']})",
             f"    client_id      {app['client_id']}",
             f"    client_secret  {app['client_secret']}",
