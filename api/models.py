@@ -122,3 +122,78 @@ RESOURCE_MODELS = {
     model.resource_type: model
     for model in (Patient, Practitioner, Organization, Observation, Schedule, Slot, Appointment, Coverage)
 }
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("The access audit is append-only: events cannot be updated.")
+
+    def delete(self):
+        raise PermissionError("The access audit is append-only: events cannot be deleted.")
+
+
+class AccessEvent(models.Model):
+    """One touch of patient data, or a refused attempt at one. Written in the transaction of the
+    access it records; never changed. Writers only insert: a beat task later seals events into
+    hash-chained batches (``AuditBatch``), so no writer ever waits on a chain lock."""
+
+    class Outcome(models.TextChoices):
+        ALLOWED = "allowed", "Allowed"
+        REFUSED = "refused", "Refused"
+
+    id = models.BigAutoField(primary_key=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    app_id = models.BigIntegerField(null=True, db_index=True)
+    client_id = models.CharField(max_length=100, blank=True)
+    organization_id = models.BigIntegerField(null=True, db_index=True)
+    user_id = models.BigIntegerField(null=True)
+    patient_id = models.CharField(max_length=64, blank=True, db_index=True)
+    token_id = models.CharField(
+        max_length=64, blank=True, help_text="A prefix of the token's SHA-256; never the token."
+    )
+    resource_type = models.CharField(max_length=40, blank=True)
+    resource_id = models.CharField(max_length=64, blank=True)
+    action = models.CharField(max_length=20, help_text="read, search, create, update, delete")
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    refusal_code = models.CharField(max_length=60, blank=True)
+    consent_grant_id = models.BigIntegerField(null=True)
+    environment = models.CharField(max_length=20, blank=True)
+    ip = models.GenericIPAddressField(null=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    correlation_id = models.CharField(max_length=128, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.action} {self.resource_type}/{self.resource_id} {self.outcome}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("The access audit is append-only: events cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The access audit is append-only: events cannot be deleted.")
+
+
+class AuditBatch(models.Model):
+    """A sealed run of access events, ``first_event_id``..``last_event_id``: the digest of their
+    content, chained to the previous batch's hash."""
+
+    sequence = models.PositiveIntegerField(unique=True)
+    first_event_id = models.BigIntegerField()
+    last_event_id = models.BigIntegerField()
+    event_count = models.PositiveIntegerField()
+    events_digest = models.CharField(max_length=64)
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["sequence"]
+
+    def __str__(self):
+        return f"batch {self.sequence}: events {self.first_event_id}-{self.last_event_id}"
