@@ -142,15 +142,19 @@ def consent_grant(
         .filter(patient_id=patient_id, app=app, purpose=APP_ACCESS, status=ConsentGrant.Status.ACTIVE)
         .first()
     )
+    now = timezone.now()
     reusable = (
         existing is not None
         and set(scopes) <= set(existing.scopes)
         and not text.adds_data_classes_to(existing.text)
-        and (existing.expires_at is None or expires_at is None or expires_at <= existing.expires_at)
+        # Never hand back a grant that has lapsed, nor one ending sooner than what is asked now.
+        and (
+            existing.expires_at is None
+            or (existing.expires_at > now and expires_at is not None and expires_at <= existing.expires_at)
+        )
     )
     if reusable:
         return existing
-    now = timezone.now()
     if existing:
         ConsentGrant.objects.filter(pk=existing.pk).update(
             status=ConsentGrant.Status.SUPERSEDED, ended_at=now, end_reason="Replaced by a new consent."

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from consent.views import ConsentAuthorizationView
 from marketplace import views
 
 urlpatterns = [
@@ -10,11 +11,15 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("", include("django_prometheus.urls")),
+    # The consent screen answers /oauth/authorize/ before DOT's routes; the name
+    # oauth2_provider:authorize still reverses to this same path.
+    path("oauth/authorize/", ConsentAuthorizationView.as_view()),
     path("oauth/", include("partners.oauth_urls")),
     path("me/", include("consent.urls")),
     path(".well-known/", include("api.wellknown_urls")),
     path("fhir/r4/", include("api.fhir_urls")),
     path("api/", include("api.urls")),
     path("accounts/", include("portal.account_urls")),
+    path("org/", include("consent.org_urls")),
     path("", include("portal.urls")),
 ]

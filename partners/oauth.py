@@ -260,6 +260,12 @@ class SmartOAuth2Validator(OAuth2Validator):
 
     # The token response carries the patient in context (SMART) and the granted scope.
     def save_bearer_token(self, token, request, *args, **kwargs):
+        # SMART: a refresh token only for offline_access (until revoked) or online_access (while the
+        # user is around); without either, the app's access ends with its access token, as the
+        # consent screen promises.
+        scopes = set(token.get("scope", "").split())
+        if request.grant_type == "authorization_code" and not scopes & {"offline_access", "online_access"}:
+            token.pop("refresh_token", None)
         result = super().save_bearer_token(token, request, *args, **kwargs)
         patient = token_patient_id(token.get("scope", "").split(), request.user)
         if patient:

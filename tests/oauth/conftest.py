@@ -1,5 +1,6 @@
 """Fixtures for OAuth flows driven by a real client library (authlib) against a live server."""
 
+import html
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -66,19 +67,32 @@ class Browser:
     def open(self, url):
         return self.session.get(url, allow_redirects=False)
 
-    def approve(self, authorization_url, *, allow=True):
-        """Open the approval page and answer it; return the redirect back to the app."""
+    def approve(self, authorization_url, *, allow=True, untick=(), extra=()):
+        """Open the approval page and answer it as a person would: send its hidden fields and the
+        checkboxes left ticked (minus ``untick``, plus any forged ``extra`` pairs); return the
+        redirect back to the app."""
         page = self.open(authorization_url)
         assert page.status_code == 200, page.text[:500]
-        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
-        fields = {k: v.replace("&amp;", "&") for k, v in fields.items()}
-        if allow:
-            fields["allow"] = "Authorize"
-        response = self.session.post(
-            authorization_url.split("?")[0], data=fields, headers={"Referer": authorization_url}, allow_redirects=False
-        )
+        response = self.answer(page.text, authorization_url, allow=allow, untick=untick, extra=extra)
         assert response.status_code == 302, response.text[:500]
         return response.headers["Location"]
+
+    def answer(self, page_html, authorization_url, *, allow=True, untick=(), extra=()):
+        """POST the approval form found in ``page_html``; return the raw response."""
+        fields = [(k, html.unescape(v)) for k, v in HIDDEN_INPUT.findall(page_html)]
+        fields += [
+            (k, html.unescape(v)) for k, v in TICKED_CHECKBOX.findall(page_html) if html.unescape(v) not in set(untick)
+        ]
+        fields += list(extra)
+        if allow:
+            fields.append(("allow", "Authorize"))
+        return self.session.post(
+            authorization_url.split("?")[0], data=fields, headers={"Referer": authorization_url}, allow_redirects=False
+        )
+
+
+HIDDEN_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+TICKED_CHECKBOX = re.compile(r'<input type="checkbox" name="([^"]+)" value="([^"]*)"[^>]*\schecked\b')
 
 
 def query_of(url: str) -> dict:
