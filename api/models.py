@@ -166,6 +166,10 @@ class AccessEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            models.Index(fields=["app_id", "id"], name="accessevent_app_id"),  # a partner's own log
+            models.Index(fields=["correlation_id"], name="accessevent_correlation"),  # support look-ups
+        ]
 
     def __str__(self):
         return f"{self.action} {self.resource_type}/{self.resource_id} {self.outcome}"

@@ -171,6 +171,13 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Synced into django-celery-beat's tables at beat start; admins can pause or retime them there.
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-oauth-records": {"task": "partners.tasks.purge_expired_oauth_records", "schedule": 3600.0},
+    "expire-consents": {"task": "consent.tasks.expire_consents", "schedule": 300.0},
+    # A run still queued after 50 s (no worker was free) is dropped: the next one seals it all anyway.
+    "seal-access-audit": {
+        "task": "api.tasks.seal_access_audit",
+        "schedule": 60.0,
+        "options": {"expire_seconds": 50},  # django-celery-beat's name for apply_async's expires
+    },
 }
 # Partner-supplied URLs (JWKS, webhooks) must resolve to public addresses; development may use
 # loopback receivers.
@@ -306,6 +313,10 @@ if not DEBUG:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
+# Behind a load balancer that appends the caller's address to X-Forwarded-For (the access audit
+# records it); off, the header is ignored as the caller's own claim.
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", default=False)
 
 # --- Logging: JSON lines through structlog, each carrying the request's correlation id ----------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -8,6 +8,7 @@ NAV_SECTIONS = {
     "app-detail": "apps",
     "app-edit": "apps",
     "app-keys": "apps",
+    "app-access-log": "apps",
     "organization": "organization",
     "organization-create": "organization",
     "tiers": "tiers",

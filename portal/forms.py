@@ -1,11 +1,13 @@
 """Portal forms: they check the shape of the input; the rules live in ``partners.services``."""
 
 import json
+from datetime import UTC, datetime, time, timedelta
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
+from api.models import AccessEvent
 from partners.models import App, Membership, Organization
 from partners.tiers import BAA_VERSION, SECURITY_QUESTIONNAIRE
 
@@ -210,6 +212,34 @@ class AppKeysForm(forms.Form):
         if not isinstance(data, dict):
             raise ValidationError('A JWK Set is a JSON object: {"keys": [...]}.')
         return data
+
+
+class AccessLogFilterForm(forms.Form):
+    """The access log's filters (from the query string): a date range, whole UTC days, both ends
+    included, and an outcome."""
+
+    since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    outcome = forms.ChoiceField(
+        label="Outcome", required=False, choices=[("", "Any outcome"), *AccessEvent.Outcome.choices]
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", "The end date is before the start date.")
+        return cleaned
+
+    def bounds(self) -> dict:
+        """``since`` (inclusive) and ``until`` (exclusive) as UTC datetimes, and the outcome."""
+        data = self.cleaned_data
+        since, until = data.get("since"), data.get("until")
+        return {
+            "since": datetime.combine(since, time.min, tzinfo=UTC) if since else None,
+            "until": datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC) if until else None,
+            "outcome": data.get("outcome", ""),
+        }
 
 
 # --- Tiers -----------------------------------------------------------------------------------

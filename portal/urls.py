@@ -22,6 +22,7 @@ urlpatterns = [
     path("apps/<int:pk>/edit/", views.app_edit, name="app-edit"),
     path("apps/<int:pk>/rotate-secret/", views.app_rotate_secret, name="app-rotate-secret"),
     path("apps/<int:pk>/keys/", views.app_keys, name="app-keys"),
+    path("apps/<int:pk>/access-log/", views.app_access_log, name="app-access-log"),
     # Tiers
     path("tiers/", views.tiers, name="tiers"),
     path("tiers/request/", views.upgrade_request, name="upgrade-request"),

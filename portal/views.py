@@ -25,6 +25,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_ratelimit.decorators import ratelimit
 
+from api import audit_selectors
+from api.audit_export import PARTNER_COLUMNS, csv_response
 from partners import selectors, services
 from partners.exceptions import InvalidState, NotPermitted, TierLimitReached
 from partners.models import App, Membership
@@ -32,6 +34,7 @@ from partners.tiers import BAA_VERSION, SECURITY_QUESTIONNAIRE
 from portal import presenters
 from portal.context import current_membership, organization_required, set_current_organization
 from portal.forms import (
+    AccessLogFilterForm,
     AppCreateForm,
     AppEditForm,
     AppKeysForm,
@@ -605,6 +608,28 @@ def app_rotate_secret(request, pk):
     request.session[secret_session_key(app.pk)] = secret
     messages.success(request, "The client secret is rotated: the old secret no longer works.")
     return redirect(app)
+
+
+ACCESS_LOG_PAGE_SIZE = 50
+
+
+@login_required
+def app_access_log(request, pk):
+    """The app's own access events (every touch of patient data and every refused attempt, made
+    with its tokens), newest first, filtered by date range and outcome; ``?format=csv`` streams
+    all of them that match, oldest first."""
+    app = _app_or_404(request, pk)
+    form = AccessLogFilterForm(request.GET)
+    context = {"app": app, "organization": app.organization, "form": form, "page": None}
+    if not form.is_valid():
+        return render(request, "portal/app_access_log.html", context, status=400)
+    as_csv = request.GET.get("format") == "csv"
+    events = audit_selectors.access_events_of_app(app=app, **form.bounds(), newest_first=not as_csv)
+    if as_csv:
+        filename = f"access-log-app-{app.pk}-{timezone.now():%Y%m%dT%H%M%SZ}.csv"
+        return csv_response(events, filename=filename, columns=PARTNER_COLUMNS)
+    context["page"] = Paginator(events, ACCESS_LOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "portal/app_access_log.html", context)
 
 
 # --- Tiers -----------------------------------------------------------------------------------

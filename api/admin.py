@@ -1,0 +1,135 @@
+"""Django admin for the access audit: events and sealed batches, read-only (the audit is
+append-only; nothing here can add, change or delete a row), with CSV exports of the selected events
+or of the whole filtered list.
+
+The filters offer fixed choices rather than Django's default "every value in the column", which
+would scan the whole (unbounded) table on each page.
+"""
+
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils import timezone
+
+from api.audit_export import ADMIN_COLUMNS, csv_response
+from api.models import RESOURCE_MODELS, AccessEvent, AuditBatch, Environment
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Seen, never added, changed or deleted here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class FixedChoicesFilter(admin.SimpleListFilter):
+    options: tuple[tuple[str, str], ...] = ()
+
+    def lookups(self, request, model_admin):
+        return self.options
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(**{self.parameter_name: value}) if value else queryset
+
+
+class ActionFilter(FixedChoicesFilter):
+    title = "action"
+    parameter_name = "action"
+    options = tuple((a, a) for a in ("read", "search", "create", "update", "delete"))
+
+
+class ResourceTypeFilter(FixedChoicesFilter):
+    title = "resource type"
+    parameter_name = "resource_type"
+    options = tuple((t, t) for t in sorted({*RESOURCE_MODELS, "Consent"}))
+
+
+class EnvironmentFilter(FixedChoicesFilter):
+    title = "environment"
+    parameter_name = "environment"
+    options = tuple(Environment.choices)
+
+
+def _export_filename() -> str:
+    return f"access-events-{timezone.now():%Y%m%dT%H%M%SZ}.csv"
+
+
+@admin.register(AccessEvent)
+class AccessEventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "occurred_at",
+        "outcome",
+        "action",
+        "resource_type",
+        "resource_id",
+        "patient_id",
+        "refusal_code",
+        "client_id",
+        "environment",
+        "correlation_id",
+    ]
+    list_display_links = ["id"]
+    list_filter = ["outcome", ActionFilter, ResourceTypeFilter, EnvironmentFilter]
+    search_fields = ["patient_id", "client_id", "correlation_id", "resource_id"]
+    search_help_text = "An exact patient id, client id, correlation id or resource id."
+    date_hierarchy = "occurred_at"
+    ordering = ["-id"]
+    # The audit grows without bound: no COUNT(*) over all of it on every page.
+    show_full_result_count = False
+    change_list_template = "admin/api/accessevent/change_list.html"
+    actions = ["export_csv"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """Exact, case-sensitive matches only: these are identifiers, and the admin's own lookups
+        (``icontains``, or ``iexact`` for ``=``) cannot use an index on an unbounded table."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        matches = Q()
+        for field in self.search_fields:
+            matches |= Q(**{field: term})
+        return queryset.filter(matches), False
+
+    @admin.action(description="Export selected access events as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        return csv_response(queryset.order_by("id"), filename=_export_filename(), columns=ADMIN_COLUMNS)
+
+    def get_urls(self):
+        return [
+            path("export/", self.admin_site.admin_view(self.export_view), name="api_accessevent_export"),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request):
+        """The whole changelist as it is filtered and searched now (same query string), as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseRedirect(reverse("admin:api_accessevent_changelist") + "?e=1")
+        events = changelist.queryset.order_by("id")
+        return csv_response(events, filename=_export_filename(), columns=ADMIN_COLUMNS)
+
+
+@admin.register(AuditBatch)
+class AuditBatchAdmin(ReadOnlyAdmin):
+    list_display = ["sequence", "first_event_id", "last_event_id", "event_count", "short_hash", "sealed_at"]
+    date_hierarchy = "sealed_at"
+    ordering = ["-sequence"]
+    show_full_result_count = False
+
+    @admin.display(description="hash")
+    def short_hash(self, obj):
+        return obj.hash[:12]

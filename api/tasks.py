@@ -1,0 +1,12 @@
+"""Thin Celery wrappers; each calls one function and keeps no rules of its own."""
+
+from celery import shared_task
+
+
+@shared_task
+def seal_access_audit() -> int:
+    """Every minute (``CELERY_BEAT_SCHEDULE``): seal the settled access events into hash-chained
+    batches. Returns how many events were sealed."""
+    from api.audit_seal import audit_seal_pending
+
+    return sum(batch.event_count for batch in audit_seal_pending())
