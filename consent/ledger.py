@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from consent.models import LedgerEvent, LedgerHead
@@ -124,25 +125,42 @@ def verify_chain(patient_id: str, events, head: LedgerHead | None) -> Problem | 
     return None
 
 
-def verify_all(*, chunk_size: int = 5000):
+def verify_all(*, chunk_size: int = 5000, heads_per_query: int = 1000):
     """Yield each chain's first problem, walking the ledger once in (patient, sequence) order.
 
-    One patient's chain is held in memory at a time; chains are short (a patient's consent history),
-    the ledger as a whole is streamed.
+    One patient's chain is held in memory at a time (chains are a patient's consent history: short);
+    the ledger is streamed, and chain heads are read a thousand at a time, so a million events
+    verify in minutes, not hours.
     """
-    current, events = None, []
-    for event in LedgerEvent.objects.order_by("patient_id", "sequence").iterator(chunk_size=chunk_size):
-        if event.patient_id != current:
-            if current is not None:
-                problem = verify_chain(current, events, LedgerHead.objects.filter(pk=current).first())
-                if problem:
-                    yield problem
-            current, events = event.patient_id, []
-        events.append(event)
-    if current is not None:
-        problem = verify_chain(current, events, LedgerHead.objects.filter(pk=current).first())
-        if problem:
-            yield problem
-    with_events = LedgerEvent.objects.values("patient_id")
-    for head in LedgerHead.objects.filter(length__gt=0).exclude(patient_id__in=with_events):
+
+    def chains():
+        current, events = None, []
+        for event in LedgerEvent.objects.order_by("patient_id", "sequence").iterator(chunk_size=chunk_size):
+            if event.patient_id != current:
+                if current is not None:
+                    yield current, events
+                current, events = event.patient_id, []
+            events.append(event)
+        if current is not None:
+            yield current, events
+
+    pending = []
+
+    def flush():
+        heads = LedgerHead.objects.in_bulk([patient_id for patient_id, _ in pending])
+        for patient_id, events in pending:
+            problem = verify_chain(patient_id, events, heads.get(patient_id))
+            if problem:
+                yield problem
+        pending.clear()
+
+    for chain in chains():
+        pending.append(chain)
+        if len(pending) >= heads_per_query:
+            yield from flush()
+    yield from flush()
+    emptied = LedgerHead.objects.filter(length__gt=0).filter(
+        ~Exists(LedgerEvent.objects.filter(patient_id=OuterRef("pk")))
+    )
+    for head in emptied:
         yield Problem(head.patient_id, None, None, f"{head.length} events were recorded and all were removed")

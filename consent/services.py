@@ -326,6 +326,13 @@ def consent_expire_due(*, now: datetime | None = None) -> int:
                 reason="The consent reached its expiry date.",
             )
             revoke_tokens_for_patient(grant.app, grant.patient_id)
+            event_publish(
+                type="consent.expired",
+                payload={**_payload(grant), "status": "expired", "expired_at": now.isoformat()},
+                organization=grant.app.organization,
+                app=grant.app,
+                patient_id=grant.patient_id,
+            )
             expired += 1
     return expired
 
@@ -397,16 +404,15 @@ def check_access(*, app: App, patient_id: str, data_class: str) -> AccessDecisio
     both hold; the refusal names the one that failed (consent first, then authorization)."""
     grant = (
         ConsentGrant.objects.filter(patient_id=patient_id, app=app, purpose=APP_ACCESS)
-        .order_by("-created_at")
+        .order_by("-created_at", "-pk")
         .only("pk", "status", "data_classes", "expires_at", "ended_at")
         .first()
     )
-    authorization_problem = authorization_refusal(app=app, patient_id=patient_id)
     if grant is None:
-        detail = f"Patient/{patient_id} has not consented to {app.name}."
-        if authorization_problem:
-            detail += f" Also: {authorization_problem}"
-        return AccessDecision(False, "consent_required", detail)
+        # Say nothing of the patient's providers: where someone is treated is health information,
+        # and this app has no consent to learn it.
+        return AccessDecision(False, "consent_required", f"Patient/{patient_id} has not consented to {app.name}.")
+    authorization_problem = authorization_refusal(app=app, patient_id=patient_id)
     now = timezone.now()
     if grant.status == ConsentGrant.Status.REVOKED:
         return AccessDecision(
