@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from api import discovery
+from api.fhir import resources as fhir_core
 from partners.oauth_views import fhir_base_url
 
 FHIR_VERSION = "4.0.1"
@@ -35,22 +36,50 @@ class ServedResource:
     """What the server does with one resource type.
 
     ``interactions`` are FHIR TypeRestfulInteraction codes (``read``, ``search-type``, ...);
-    ``search_params`` are ``(name, type)`` pairs (``("patient", "reference")``).
+    ``search_params`` are ``(name, type)`` pairs (``("patient", "reference")``), or
+    ``(name, type, documentation)`` triples.
     """
 
     interactions: tuple[str, ...] = ("read", "search-type")
-    search_params: tuple[tuple[str, str], ...] = ()
+    search_params: tuple[tuple[str, ...], ...] = ()
     documentation: str = ""
 
 
-# Resource type -> what is served. Empty until the FHIR resources arrive.
-SERVED_RESOURCES: dict[str, ServedResource] = {}
+# Resource type -> what is served.
+SERVED_RESOURCES: dict[str, ServedResource] = {
+    "Consent": ServedResource(
+        interactions=("read", "search-type"),
+        search_params=(("patient", "reference"), ("status", "token")),
+        documentation="The calling app's consents (a provider's backend service: also those of the patients "
+        "whose records it holds). status: active, or inactive once revoked, expired or superseded. "
+        "Paged by _count (default 20, at most 100) and the Bundle's next link.",
+    ),
+}
+# The FHIR R4 core (api.fhir): each type's parameters as api.fhir.resources defines them.
+SERVED_RESOURCES.update(
+    {
+        name: ServedResource(
+            interactions=("read", "search-type"),
+            search_params=tuple((p.name, p.type, p.documentation) for p in served.params.values()),
+            documentation=f"{served.documentation} Paged by _count (default 20, at most 100; 0 or "
+            "_summary=count for the total only) and the Bundle's next link.",
+        )
+        for name, served in fhir_core.TYPES.items()
+    }
+)
+
+
+def _search_param(name: str, kind: str, documentation: str = "") -> dict:
+    param = {"name": name, "type": kind}
+    if documentation:
+        param["documentation"] = documentation
+    return param
 
 
 def _resource_entry(resource_type: str, served: ServedResource) -> dict:
     entry = {"type": resource_type, "interaction": [{"code": code} for code in served.interactions]}
     if served.search_params:
-        entry["searchParam"] = [{"name": name, "type": kind} for name, kind in served.search_params]
+        entry["searchParam"] = [_search_param(*param) for param in served.search_params]
     if served.documentation:
         entry["documentation"] = served.documentation
     return entry

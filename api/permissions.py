@@ -282,17 +282,27 @@ def require_environment(request, data_environment: str) -> None:
         raise problem
 
 
-def require_data_access(request, *, patient_id: str | None, data_class: str) -> None:
+def require_data_access(request, *, patient_id: str | None, data_class: str) -> policy.Decision:
     """The data layer: ask ``api.policy.check_data_access`` and refuse with the code it names
-    (``consent_required`` by default) when it says no."""
+    (``consent_required`` by default) when it says no. Returns the decision when it says yes: its
+    ``grant_id`` is the consent the access rests on, for the access audit."""
     decision = policy.check_data_access(context=auth_context(request), patient_id=patient_id, data_class=data_class)
     if not decision.allowed:
-        raise Problem(
-            decision.code or "consent_required",
-            decision.detail or None,
-            patient=f"Patient/{patient_id}" if patient_id else None,
-            data_class=data_class,
-        )
+        raise data_refusal(decision, patient_id=patient_id, data_class=data_class)
+    return decision
+
+
+def data_refusal(decision, *, patient_id: str | None, data_class: str) -> Problem:
+    """The problem a refused ``policy.Decision`` is answered with. It keeps the decision's
+    ``grant_id`` (never rendered) so the access audit can name the consent a refusal rests on."""
+    problem = Problem(
+        decision.code or "consent_required",
+        decision.detail or None,
+        patient=f"Patient/{patient_id}" if patient_id else None,
+        data_class=data_class,
+    )
+    problem.grant_id = decision.grant_id
+    return problem
 
 
 # --- what token-info shows -------------------------------------------------------------------------

@@ -5,9 +5,13 @@ patient and data class they are about to touch, which asks ``check_data_access``
 refusal into the ``consent_required`` problem (or whichever code the decision names).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from django.db.models import Q
+from django.utils import timezone
 
 from consent import services as consent_services
+from consent.models import AppAuthorization, CareRelationship, ConsentGrant
 
 
 @dataclass(frozen=True)
@@ -17,14 +21,16 @@ class Decision:
     allowed: bool
     code: str = ""
     detail: str = ""
+    # The consent grant the decision rests on (for the access audit); None when no grant decided it.
+    grant_id: int | None = None
 
     @classmethod
-    def allow(cls) -> "Decision":
-        return cls(allowed=True)
+    def allow(cls, grant_id: int | None = None) -> "Decision":
+        return cls(allowed=True, grant_id=grant_id)
 
     @classmethod
-    def deny(cls, detail: str, code: str = "consent_required") -> "Decision":
-        return cls(allowed=False, code=code, detail=detail)
+    def deny(cls, detail: str, code: str = "consent_required", grant_id: int | None = None) -> "Decision":
+        return cls(allowed=False, code=code, detail=detail, grant_id=grant_id)
 
 
 def check_data_access(*, context, patient_id: str | None, data_class: str) -> Decision:
@@ -45,5 +51,54 @@ def check_data_access(*, context, patient_id: str | None, data_class: str) -> De
         return Decision.allow()
     decision = consent_services.check_access(app=context.app, patient_id=patient_id, data_class=data_class)
     if decision.allowed:
-        return Decision.allow()
-    return Decision.deny(decision.detail, code=decision.code)
+        return Decision.allow(decision.grant_id)
+    return Decision.deny(decision.detail, code=decision.code, grant_id=decision.grant_id)
+
+
+@dataclass(frozen=True)
+class PatientSet:
+    """The patients whose ``data_class`` a caller may see, for searches across patients: those whose
+    consent for the app is in force, covers the class and is not overridden by a provider's refusal
+    (``grants``: patient id -> grant id), and, for a provider's backend service, every patient whose
+    records the provider holds (``holder``)."""
+
+    grants: dict[str, int] = field(default_factory=dict)
+    holder: object | None = None  # partners.models.Organization
+
+    def q(self, column: str) -> Q:
+        """The filter restricting ``column`` (a patient id) to this set."""
+        visible = Q(**{f"{column}__in": sorted(self.grants)})
+        if self.holder is not None:
+            held = CareRelationship.objects.filter(organization=self.holder).values("patient_id")
+            visible |= Q(**{f"{column}__in": held})
+        return visible
+
+    def grant_id(self, patient_id: str) -> int | None:
+        return self.grants.get(patient_id)
+
+
+def patients_with_access(*, context, data_class: str) -> PatientSet:
+    """Every patient ``check_data_access`` would let ``context`` see ``data_class`` of, in three
+    queries whatever their number: the app's grants in force, then the care relationships and the
+    app's authorizations that may override them. Kept in step with ``consent.services.check_access``."""
+    holder = None
+    if context.is_system and context.organization.partner_type == "provider":
+        holder = context.organization
+    now = timezone.now()
+    rows = (
+        ConsentGrant.objects.filter(app=context.app, purpose=consent_services.APP_ACCESS, status="active")
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .values_list("patient_id", "pk", "data_classes")
+    )
+    grants = {pid: pk for pid, pk, classes in rows if consent_services.covers(classes, data_class)}
+    if grants:
+        decisions = dict(AppAuthorization.objects.filter(app=context.app).values_list("organization_id", "decision"))
+        refused = set()
+        for pid, organization_id in CareRelationship.objects.filter(patient_id__in=sorted(grants)).values_list(
+            "patient_id", "organization_id"
+        ):
+            decision = decisions.get(organization_id)
+            if decision == AppAuthorization.Decision.BLOCKED or (decision is None and context.app.is_production):
+                refused.add(pid)
+        grants = {pid: pk for pid, pk in grants.items() if pid not in refused}
+    return PatientSet(grants=grants, holder=holder)
