@@ -24,3 +24,24 @@ class UncheckedProbe(APIView):
 
     def get(self, request):
         return Response({"ok": True, "client_id": "bench-client"})
+
+
+class UncheckedPatientRead(APIView):
+    """GET /fhir/r4/Patient/<id> with every layer off: the row rendered as FHIR, nothing checked,
+    nothing audited. The same rendering the real view uses."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    def get(self, request, resource_id):
+        from django.http import Http404
+
+        from api.fhir import render
+        from api.models import Patient
+
+        row = Patient.objects.filter(environment="sandbox", pk=resource_id).first()
+        if row is None:
+            raise Http404
+        response = Response(render.resource(row), content_type="application/fhir+json")
+        response["ETag"] = render.etag(row)
+        return response
