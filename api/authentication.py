@@ -11,7 +11,6 @@ expired, or issued for a deactivated account. Whether the organization is suspen
 tier allows and so on are policy decisions the permission classes make, with their own codes.
 """
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,17 +21,12 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 
 from api.problems import Problem, bearer_challenge
-from partners.oauth import token_patient_id
+from partners.oauth import token_checksum, token_patient_id
 from partners.token_cache import access_token_by_checksum
 
 # RFC 6750 §2.1 b64token; bounded so a hostile header costs nothing to refuse.
 _B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 MAX_TOKEN_LENGTH = 4096
-
-
-def token_checksum(raw_token: str) -> str:
-    """How DOT stores a token (``token_checksum``): the hex SHA-256 of the raw value."""
-    return hashlib.sha256(raw_token.encode("utf-8")).hexdigest()
 
 
 def utc_iso(moment: datetime) -> str:

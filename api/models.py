@@ -8,6 +8,8 @@ every query filters on it first.
 
 from django.db import models
 
+from marketplace.append_only import AppendOnlyModel
+
 
 class Environment(models.TextChoices):
     SANDBOX = "sandbox", "Sandbox"
@@ -124,15 +126,7 @@ RESOURCE_MODELS = {
 }
 
 
-class AppendOnlyQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise PermissionError("The access audit is append-only: events cannot be updated.")
-
-    def delete(self):
-        raise PermissionError("The access audit is append-only: events cannot be deleted.")
-
-
-class AccessEvent(models.Model):
+class AccessEvent(AppendOnlyModel):
     """One touch of patient data, or a refused attempt at one. Written in the transaction of the
     access it records; never changed. Writers only insert: a beat task later seals events into
     hash-chained batches (``AuditBatch``), so no writer ever waits on a chain lock."""
@@ -162,8 +156,6 @@ class AccessEvent(models.Model):
     user_agent = models.CharField(max_length=300, blank=True)
     correlation_id = models.CharField(max_length=128, blank=True)
 
-    objects = AppendOnlyQuerySet.as_manager()
-
     class Meta:
         ordering = ["id"]
         indexes = [
@@ -173,14 +165,6 @@ class AccessEvent(models.Model):
 
     def __str__(self):
         return f"{self.action} {self.resource_type}/{self.resource_id} {self.outcome}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError("The access audit is append-only: events cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("The access audit is append-only: events cannot be deleted.")
 
 
 class AuditBatch(models.Model):

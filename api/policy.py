@@ -8,10 +8,9 @@ refusal into the ``consent_required`` problem (or whichever code the decision na
 from dataclasses import dataclass, field
 
 from django.db.models import Q
-from django.utils import timezone
 
 from consent import services as consent_services
-from consent.models import AppAuthorization, CareRelationship, ConsentGrant
+from consent.models import CareRelationship
 
 
 @dataclass(frozen=True)
@@ -78,27 +77,10 @@ class PatientSet:
 
 
 def patients_with_access(*, context, data_class: str) -> PatientSet:
-    """Every patient ``check_data_access`` would let ``context`` see ``data_class`` of, in three
-    queries whatever their number: the app's grants in force, then the care relationships and the
-    app's authorizations that may override them. Kept in step with ``consent.services.check_access``."""
+    """Every patient ``check_data_access`` would let ``context`` see ``data_class`` of: those
+    ``consent.services.consented_patients`` names (consent's own rules, in three queries), and for a
+    provider's backend service every patient whose records it holds."""
     holder = None
     if context.is_system and context.organization.partner_type == "provider":
         holder = context.organization
-    now = timezone.now()
-    rows = (
-        ConsentGrant.objects.filter(app=context.app, purpose=consent_services.APP_ACCESS, status="active")
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .values_list("patient_id", "pk", "data_classes")
-    )
-    grants = {pid: pk for pid, pk, classes in rows if consent_services.covers(classes, data_class)}
-    if grants:
-        decisions = dict(AppAuthorization.objects.filter(app=context.app).values_list("organization_id", "decision"))
-        refused = set()
-        for pid, organization_id in CareRelationship.objects.filter(patient_id__in=sorted(grants)).values_list(
-            "patient_id", "organization_id"
-        ):
-            decision = decisions.get(organization_id)
-            if decision == AppAuthorization.Decision.BLOCKED or (decision is None and context.app.is_production):
-                refused.add(pid)
-        grants = {pid: pk for pid, pk in grants.items() if pid not in refused}
-    return PatientSet(grants=grants, holder=holder)
+    return PatientSet(grants=consent_services.consented_patients(app=context.app, data_class=data_class), holder=holder)

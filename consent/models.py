@@ -9,11 +9,10 @@ organizations holding their records have not authorized the app, and the check s
 from django.conf import settings
 from django.db import models
 
+from marketplace.append_only import AppendOnlyError, AppendOnlyModel
 from partners.models import App, Organization
 
-
-class AppendOnlyError(Exception):
-    """Raised on any attempt to change or remove what the ledger has recorded."""
+__all__ = ["AppendOnlyError"]  # raised by ConsentText and LedgerEvent; callers catch it from here
 
 
 class ConsentText(models.Model):
@@ -113,18 +112,7 @@ class ConsentGrant(models.Model):
         return self.status == self.Status.ACTIVE
 
 
-class LedgerQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AppendOnlyError("The consent ledger is append-only: events cannot be updated.")
-
-    def delete(self):
-        raise AppendOnlyError("The consent ledger is append-only: events cannot be deleted.")
-
-    def bulk_update(self, *args, **kwargs):
-        raise AppendOnlyError("The consent ledger is append-only: events cannot be updated.")
-
-
-class LedgerEvent(models.Model):
+class LedgerEvent(AppendOnlyModel):
     """One event in a patient's consent history. Append-only, hash-chained per patient.
 
     The chain is per patient, not global: each patient's history verifies on its own, and two
@@ -156,22 +144,12 @@ class LedgerEvent(models.Model):
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 
-    objects = LedgerQuerySet.as_manager()
-
     class Meta:
         ordering = ["patient_id", "sequence"]
         constraints = [models.UniqueConstraint(fields=["patient_id", "sequence"], name="ledger_chain_position_once")]
 
     def __str__(self):
         return f"Patient/{self.patient_id} #{self.sequence} {self.kind}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None or not self._state.adding:
-            raise AppendOnlyError("The consent ledger is append-only: events cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("The consent ledger is append-only: events cannot be deleted.")
 
 
 class LedgerHead(models.Model):

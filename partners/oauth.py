@@ -3,6 +3,7 @@ tier, SMART Backend Services client assertions, and suspension. django-oauth-too
 protocol; this module is the policy it consults.
 """
 
+import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -144,6 +145,12 @@ def check_requested_scopes(app: App, requested: list[str], *, grant_type: str) -
 # --- Token context -------------------------------------------------------------------------
 
 
+def token_checksum(raw_token: str) -> str:
+    """How tokens are looked up: DOT stores them hashed (RFC 9700 token storage) under the hex
+    SHA-256 of the raw value, its ``token_checksum``."""
+    return hashlib.sha256(raw_token.encode("utf-8")).hexdigest()
+
+
 def token_patient_id(scope_names, user) -> str | None:
     """The patient in context: the signed-in user's FHIR Patient, when the token is patient-facing."""
     if user is None or not getattr(user, "fhir_patient_id", ""):
@@ -274,9 +281,7 @@ class SmartOAuth2Validator(OAuth2Validator):
 
     # Revoking either token of a pair revokes both (RFC 7009 §2.1 permits it; SMART expects it).
     def revoke_token(self, token, token_type_hint, request, *args, **kwargs):
-        import hashlib
-
-        checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        checksum = token_checksum(token)
         client = request.client
         access = AccessToken.objects.filter(token_checksum=checksum, application=client).first()
         if access is not None:

@@ -1,7 +1,6 @@
 """django-oauth-toolkit's endpoints with the platform's SMART rules on top."""
 
 import calendar
-import hashlib
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -18,7 +17,7 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from partners import scopes as registry
 from partners.models import App
-from partners.oauth import fhir_user_reference, token_patient_id
+from partners.oauth import fhir_user_reference, token_checksum, token_patient_id
 
 
 def fhir_base_url(request) -> str:
@@ -143,7 +142,7 @@ class IntrospectTokenView(View):
             return JsonResponse(
                 {"error": "invalid_request", "error_description": "The token parameter is missing."}, status=400
             )
-        checksum = hashlib.sha256(token_value.encode("utf-8")).hexdigest()
+        checksum = token_checksum(token_value)
         token = (
             AccessToken.objects.select_related("application", "user", "application__organization")
             .filter(token_checksum=checksum, application=request.introspecting_client)

@@ -7,7 +7,6 @@ and give the same ``None``, so the inspector cannot be used to learn anything ab
 member has no business seeing.
 """
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +16,7 @@ from oauth2_provider.models import AccessToken, RefreshToken
 
 from partners import scopes as registry
 from partners.models import App, Tier, User
-from partners.oauth import token_patient_id
+from partners.oauth import token_checksum, token_patient_id
 
 
 @dataclass(frozen=True)
@@ -52,10 +51,6 @@ class TokenReport:
     @property
     def is_expired(self) -> bool:
         return self.state == "expired"
-
-
-def token_checksum(raw_token: str) -> str:
-    return hashlib.sha256(raw_token.encode("utf-8")).hexdigest()
 
 
 def _scope_lines(scope: str) -> list[ScopeLine]:
