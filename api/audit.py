@@ -6,6 +6,7 @@ hash-chained batches later, so writers never wait on each other.
 """
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from api.models import AccessEvent
@@ -35,12 +36,12 @@ def record_access(
     refusal_code: str = "",
     consent_grant_id: int | None = None,
     environment: str = "",
-) -> AccessEvent:
+) -> None:
     context = getattr(request, "auth_context", None) or getattr(
         getattr(request, "_request", None), "auth_context", None
     )
     user = getattr(context, "user", None)
-    return AccessEvent.objects.create(
+    _insert(
         occurred_at=timezone.now(),
         app_id=getattr(getattr(context, "app", None), "pk", None),
         client_id=getattr(context, "client_id", "") if context else "",
@@ -60,3 +61,23 @@ def record_access(
         correlation_id=getattr(request, "request_id", "")
         or getattr(getattr(request, "_request", None), "request_id", ""),
     )
+
+
+_FIELDS = [field for field in AccessEvent._meta.concrete_fields if not field.primary_key]
+_STATEMENTS: dict[str, str] = {}
+
+
+def _insert(**values) -> None:
+    """One plain INSERT, prepared by each field as the ORM would: this runs on every read of patient
+    data, and a model save's bookkeeping costs more than the statement."""
+    sql = _STATEMENTS.get(connection.vendor)
+    if sql is None:
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(field.column) for field in _FIELDS)
+        placeholders = ", ".join(["%s"] * len(_FIELDS))
+        sql = _STATEMENTS[connection.vendor] = (
+            f"INSERT INTO {quote(AccessEvent._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608 - names from the model, values bound
+        )
+    params = [field.get_db_prep_save(values[field.attname], connection) for field in _FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)

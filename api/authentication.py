@@ -21,12 +21,18 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 
 from api.problems import Problem, bearer_challenge
+from consent import access_cache
 from partners.oauth import token_checksum, token_patient_id
-from partners.token_cache import access_token_by_checksum
+from partners.token_cache import access_token_with
 
 # RFC 6750 §2.1 b64token; bounded so a hostile header costs nothing to refuse.
 _B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 MAX_TOKEN_LENGTH = 4096
+
+# A token's app and patient never change, so each process remembers them, and from a token's second
+# request on fetches the patient's consent facts (consent.access_cache) in the token's own round trip.
+_TOKEN_SUBJECTS: dict[str, tuple[int, str]] = {}
+_TOKEN_SUBJECTS_MAX = 50_000
 
 
 def utc_iso(moment: datetime) -> str:
@@ -52,6 +58,8 @@ class AuthContext:
     issued_at: datetime | None = None
     environment: str | None = None
     extra: dict = field(default_factory=dict)
+    # The consent facts of (app, patient_id) as fetched with the token; None when they were not.
+    access_found: dict | None = None
 
     @property
     def client_id(self) -> str:
@@ -114,7 +122,10 @@ class BearerTokenAuthentication(BaseAuthentication):
         if not raw_token or len(raw_token) > MAX_TOKEN_LENGTH or not _B64TOKEN.fullmatch(raw_token):
             raise invalid_token("The Authorization header is malformed: expected 'Bearer <token>' with one token.")
 
-        access_token = access_token_by_checksum(token_checksum(raw_token))
+        checksum = token_checksum(raw_token)
+        subject = _TOKEN_SUBJECTS.get(checksum)
+        also = access_cache.keys(app_id=subject[0], patient_id=subject[1]) if subject else ()
+        access_token, found = access_token_with(checksum, also)
         if access_token is None:
             raise invalid_token("The access token is unknown: it was never issued here, or it was revoked.")
         if access_token.is_expired():
@@ -126,6 +137,14 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise invalid_token("The account the access token was issued for is deactivated.")
 
         context = build_auth_context(access_token)
+        if context.patient_id and access_cache.enabled():
+            current = (context.app.pk, context.patient_id)
+            if subject == current and found is not None:
+                context.access_found = found
+            elif subject is None:
+                if len(_TOKEN_SUBJECTS) >= _TOKEN_SUBJECTS_MAX:
+                    _TOKEN_SUBJECTS.clear()
+                _TOKEN_SUBJECTS[checksum] = current
         # On the Django request, so the DRF request (which reads through to it), middleware and
         # the access log all see the same object.
         getattr(request, "_request", request).auth_context = context

@@ -48,7 +48,8 @@ def check_data_access(*, context, patient_id: str | None, data_class: str) -> De
         organization=context.organization, patient_id=patient_id
     ):
         return Decision.allow()
-    decision = consent_services.check_access(app=context.app, patient_id=patient_id, data_class=data_class)
+    found = context.access_found if patient_id == context.patient_id else None
+    decision = consent_services.check_access(app=context.app, patient_id=patient_id, data_class=data_class, found=found)
     if decision.allowed:
         return Decision.allow(decision.grant_id)
     return Decision.deny(decision.detail, code=decision.code, grant_id=decision.grant_id)

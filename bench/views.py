@@ -1,9 +1,12 @@
 """The benchmark's probe: one small response behind every layer, and the same with the layers off."""
 
+from django.http import Http404
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.fhir.views import FhirView, read_response
+from api.models import Patient
 from api.views import ProtectedAPIView
 
 
@@ -27,21 +30,16 @@ class UncheckedProbe(APIView):
 
 
 class UncheckedPatientRead(APIView):
-    """GET /fhir/r4/Patient/<id> with every layer off: the row rendered as FHIR, nothing checked,
-    nothing audited. The same rendering the real view uses."""
+    """GET /fhir/r4/Patient/<id> with every layer off: no token, scope, policy, consent or audit;
+    the same row query (environment and id) and the same response (``read_response``: FHIR body,
+    ETag, Last-Modified, conditional 304) as the real view."""
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    renderer_classes = FhirView.renderer_classes
 
     def get(self, request, resource_id):
-        from django.http import Http404
-
-        from api.fhir import render
-        from api.models import Patient
-
-        row = Patient.objects.filter(environment="sandbox", pk=resource_id).first()
+        row = Patient.objects.filter(environment="sandbox", id=resource_id).first()
         if row is None:
             raise Http404
-        response = Response(render.resource(row), content_type="application/fhir+json")
-        response["ETag"] = render.etag(row)
-        return response
+        return read_response(request, row)

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from consent import ledger
+from consent import access_cache, ledger
 from consent.models import AppAuthorization, CareRelationship, ConsentGrant, ConsentText, LedgerEvent
 from partners import scopes as registry
 from partners.exceptions import InvalidState, NotPermitted
@@ -160,6 +160,7 @@ def consent_grant(
         ConsentGrant.objects.filter(pk=existing.pk).update(
             status=ConsentGrant.Status.SUPERSEDED, ended_at=now, end_reason="Replaced by a new consent."
         )
+        access_cache.forget_consent(app_id=app.pk, patient_id=patient_id)
         ledger.append(
             patient_id=patient_id,
             kind="superseded",
@@ -233,6 +234,7 @@ def consent_revoke(*, grant: ConsentGrant, actor: str, channel: str, reason: str
         return False
     now = timezone.now()
     ConsentGrant.objects.filter(pk=grant.pk).update(status=ConsentGrant.Status.REVOKED, ended_at=now, end_reason=reason)
+    access_cache.forget_consent(app_id=grant.app_id, patient_id=grant.patient_id)
     grant.refresh_from_db()
     ledger.append(
         patient_id=grant.patient_id,
@@ -314,6 +316,7 @@ def consent_expire_due(*, now: datetime | None = None) -> int:
             if not grant.is_active:
                 continue
             ConsentGrant.objects.filter(pk=grant.pk).update(status="expired", ended_at=now, end_reason="Expired")
+            access_cache.forget_consent(app_id=grant.app_id, patient_id=grant.patient_id)
             ledger.append(
                 patient_id=grant.patient_id,
                 kind="expired",
@@ -409,9 +412,18 @@ class AccessDecision:
     grant_id: int | None = None
 
 
-def check_access(*, app: App, patient_id: str, data_class: str) -> AccessDecision:
+def check_access(*, app: App, patient_id: str, data_class: str, found: dict | None = None) -> AccessDecision:
     """May ``app`` use ``data_class`` of ``patient_id``? Consent and organization authorization must
-    both hold; the refusal names the one that failed (consent first, then authorization)."""
+    both hold; the refusal names the one that failed (consent first, then authorization). Asked on
+    every read of patient data, so the facts it decides from come from ``consent.access_cache``
+    when they can (``found``: the cache keys the token layer fetched with the token, if it did)."""
+    facts = access_cache.facts(
+        app_id=app.pk, patient_id=patient_id, load=lambda: _access_facts(app=app, patient_id=patient_id), found=found
+    )
+    return _decide(facts, app=app, patient_id=patient_id, data_class=data_class)
+
+
+def _access_facts(*, app: App, patient_id: str) -> access_cache.AccessFacts:
     grant = (
         ConsentGrant.objects.filter(patient_id=patient_id, app=app, purpose=APP_ACCESS)
         .order_by("-created_at", "-pk")
@@ -419,31 +431,47 @@ def check_access(*, app: App, patient_id: str, data_class: str) -> AccessDecisio
         .first()
     )
     if grant is None:
+        # Not even asked: where the patient is treated is none of this app's business yet.
+        return access_cache.AccessFacts()
+    return access_cache.AccessFacts(
+        grant_id=grant.pk,
+        status=grant.status,
+        data_classes=tuple(grant.data_classes),
+        expires_at=grant.expires_at,
+        ended_at=grant.ended_at,
+        authorization_refused=authorization_refusal(app=app, patient_id=patient_id) is not None,
+    )
+
+
+def _decide(facts: access_cache.AccessFacts, *, app: App, patient_id: str, data_class: str) -> AccessDecision:
+    if facts.grant_id is None:
         # Say nothing of the patient's providers: where someone is treated is health information,
         # and this app has no consent to learn it.
         return AccessDecision(False, "consent_required", f"Patient/{patient_id} has not consented to {app.name}.")
-    authorization_problem = authorization_refusal(app=app, patient_id=patient_id)
-    now = timezone.now()
-    if grant.status == ConsentGrant.Status.REVOKED:
+    grant_id = facts.grant_id
+    if facts.status == ConsentGrant.Status.REVOKED:
         return AccessDecision(
             False,
             "consent_revoked",
-            f"Patient/{patient_id} revoked consent for {app.name} on {grant.ended_at:%Y-%m-%d %H:%M} UTC.",
-            grant.pk,
+            f"Patient/{patient_id} revoked consent for {app.name} on {facts.ended_at:%Y-%m-%d %H:%M} UTC.",
+            grant_id,
         )
-    if grant.status == ConsentGrant.Status.EXPIRED or (grant.expires_at and grant.expires_at <= now):
+    if facts.status == ConsentGrant.Status.EXPIRED or (facts.expires_at and facts.expires_at <= timezone.now()):
         return AccessDecision(
-            False, "consent_expired", f"Patient/{patient_id}'s consent for {app.name} has expired.", grant.pk
+            False, "consent_expired", f"Patient/{patient_id}'s consent for {app.name} has expired.", grant_id
         )
-    if not covers(grant.data_classes, data_class):
+    if not covers(facts.data_classes, data_class):
         label = registry.DATA_CLASSES.get(data_class)
         what = label.description if label else data_class
         return AccessDecision(
-            False, "consent_required", f"Patient/{patient_id}'s consent for {app.name} does not cover {what}.", grant.pk
+            False, "consent_required", f"Patient/{patient_id}'s consent for {app.name} does not cover {what}.", grant_id
         )
-    if authorization_problem:
-        return AccessDecision(False, "organization_authorization", authorization_problem, grant.pk)
-    return AccessDecision(True, grant_id=grant.pk)
+    if facts.authorization_refused:
+        detail = authorization_refusal(app=app, patient_id=patient_id) or (
+            f"An organization holding Patient/{patient_id}'s records has not enabled {app.name}."
+        )
+        return AccessDecision(False, "organization_authorization", detail, grant_id)
+    return AccessDecision(True, grant_id=grant_id)
 
 
 def consented_patients(*, app: App, data_class: str) -> dict[str, int]:

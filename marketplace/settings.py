@@ -141,7 +141,7 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "mkt"}}
     _broker_dir = VAR_DIR / "celery-broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     # kombu's filesystem transport needs no server, yet lets a separate worker process consume.
     CELERY_BROKER_URL = "filesystem://localhost//"
@@ -150,6 +150,8 @@ else:
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # Without it kombu writes its broadcast (control) exchange under the working directory.
+        "control_folder": str(_broker_dir / "control"),
     }
     # The local-memory cache is per process; that is fine for development and is what the
     # "REDIS_URL unset" row of the configuration table promises.
@@ -159,6 +161,9 @@ RATELIMIT_USE_CACHE = "default"
 # Seconds a resolved bearer token is kept in the shared cache (partners/token_cache.py); only a
 # cache every process shares can be told at once that a token was revoked.
 TOKEN_CACHE_SECONDS = int(os.environ.get("TOKEN_CACHE_SECONDS", "60" if REDIS_URL else "0"))
+# Seconds a consent decision (may this app see this class of this patient's data?) is kept in the
+# shared cache (consent/access_cache.py); any change it rests on makes it stale at once.
+ACCESS_DECISION_CACHE_SECONDS = int(os.environ.get("ACCESS_DECISION_CACHE_SECONDS", "60" if REDIS_URL else "0"))
 RATELIMIT_VIEW = "marketplace.views.ratelimited"
 
 # --- Celery ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ The cache is used only when it is shared by every process (``TOKEN_CACHE_SECONDS
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -37,24 +38,37 @@ def _load(checksum: str):
 
 def access_token_by_checksum(checksum: str):
     """The AccessToken (with app, organization, tier and user loaded), or ``None``."""
+    return access_token_with(checksum)[0]
+
+
+def access_token_with(checksum: str, also: list[str] | tuple = ()):
+    """``(token, found)``: the token as ``access_token_by_checksum`` gives it, and whichever of the
+    cache keys ``also`` are present, fetched in the same round trip (None when nothing was fetched:
+    no shared cache, or no ``also``)."""
     seconds = settings.TOKEN_CACHE_SECONDS
     if seconds <= 0:
-        return _load(checksum)
-    token = cache.get(_key(checksum))
+        return _load(checksum), None
+    key = _key(checksum)
+    found = cache.get_many([key, *also]) if also else {key: cache.get(key)}
+    token = found.pop(key, None)
+    found = found if also else None
     if token is not None:
-        return token
+        return token, found
     token = _load(checksum)
     if token is not None:
         remaining = int((token.expires - timezone.now()).total_seconds())
         if remaining > 0:
-            cache.set(_key(checksum), token, min(seconds, remaining))
-    return token
+            cache.set(key, token, min(seconds, remaining))
+    return token, found
 
 
 def forget(checksums) -> None:
     keys = [_key(c) for c in checksums if c]
     if keys and settings.TOKEN_CACHE_SECONDS > 0:
         cache.delete_many(keys)
+        # Again at commit: a request that read the row before the change committed may have put it
+        # back in between.
+        transaction.on_commit(lambda: cache.delete_many(keys))
 
 
 def forget_tokens_of(**filters) -> None:

@@ -2,11 +2,13 @@
 the token, its app, organization, tier or user changes."""
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 from oauth2_provider.models import AccessToken
 
-from partners import services
+from partners import services, token_cache
 from partners.models import Tier
+from partners.oauth import token_checksum
 from tests.api.conftest import bearer, make_token
 from tests.factories import UserFactory
 
@@ -72,3 +74,17 @@ def test_deactivating_the_user_is_seen_at_once(client, app):
 
 def test_url_name_is_stable():
     assert reverse("api:token-info") == URL
+
+
+def test_a_token_put_back_while_its_revocation_was_uncommitted_is_dropped_at_commit(
+    client, app, django_capture_on_commit_callbacks
+):
+    raw = make_token(app, scope="events.read")
+    checksum = token_checksum(raw)
+    as_read_before = token_cache.access_token_by_checksum(checksum)
+    with django_capture_on_commit_callbacks(execute=True):
+        AccessToken.objects.get(token_checksum=checksum).delete()
+        # Another request read the row before the deletion committed, and caches what it read.
+        cache.set(token_cache.PREFIX + checksum, as_read_before, 60)
+    response = client.get(URL, **bearer(raw))
+    assert response.status_code == 401
