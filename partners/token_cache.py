@@ -9,7 +9,16 @@ and forgotten the moment anything it depends on changes:
 
 The cache is used only when it is shared by every process (``TOKEN_CACHE_SECONDS`` > 0, set when
 ``REDIS_URL`` is): a per-process cache could not be told that another process revoked a token.
+
+Unpickling the token's five model instances costs more CPU than the round trip, so the shared cache
+holds the graph *and* a small random stamp made when the graph was stored; each process keeps the
+graph it last unpickled with its stamp, and a request reads only the stamp. The same stamp means the
+same graph; forgetting a token deletes both keys, so no process can use its copy after that. The
+copies are read, never changed (nothing in a request writes to its token, app, organization, tier
+or user).
 """
+
+import secrets
 
 from django.conf import settings
 from django.core.cache import cache
@@ -22,10 +31,18 @@ from oauth2_provider.models import AccessToken
 from partners.models import App, Organization, Tier, User
 
 PREFIX = "tok:"
+STAMP_PREFIX = "tokstamp:"
+_LOCAL_MAX = 20_000
+# checksum -> (stamp, token): this process's unpickled copies.
+_local: dict[str, tuple[int, AccessToken]] = {}
 
 
 def _key(checksum: str) -> str:
     return PREFIX + checksum
+
+
+def _stamp_key(checksum: str) -> str:
+    return STAMP_PREFIX + checksum
 
 
 def _load(checksum: str):
@@ -48,22 +65,36 @@ def access_token_with(checksum: str, also: list[str] | tuple = ()):
     seconds = settings.TOKEN_CACHE_SECONDS
     if seconds <= 0:
         return _load(checksum), None
-    key = _key(checksum)
-    found = cache.get_many([key, *also]) if also else {key: cache.get(key)}
-    token = found.pop(key, None)
+    stamp_key = _stamp_key(checksum)
+    found = cache.get_many([stamp_key, *also])
+    stamp = found.pop(stamp_key, None)
     found = found if also else None
-    if token is not None:
-        return token, found
+    if stamp is not None:
+        local = _local.get(checksum)
+        if local is not None and local[0] == stamp:
+            return local[1], found
+        token = cache.get(_key(checksum))  # a second round trip, once per process and stamp
+        if token is not None:
+            _remember(checksum, stamp, token)
+            return token, found
     token = _load(checksum)
     if token is not None:
         remaining = int((token.expires - timezone.now()).total_seconds())
         if remaining > 0:
-            cache.set(key, token, min(seconds, remaining))
+            stamp = secrets.randbits(62)
+            cache.set_many({_key(checksum): token, stamp_key: stamp}, min(seconds, remaining))
+            _remember(checksum, stamp, token)
     return token, found
 
 
+def _remember(checksum: str, stamp: int, token) -> None:
+    if len(_local) >= _LOCAL_MAX:
+        _local.clear()
+    _local[checksum] = (stamp, token)
+
+
 def forget(checksums) -> None:
-    keys = [_key(c) for c in checksums if c]
+    keys = [key for c in checksums if c for key in (_stamp_key(c), _key(c))]
     if keys and settings.TOKEN_CACHE_SECONDS > 0:
         cache.delete_many(keys)
         # Again at commit: a request that read the row before the change committed may have put it

@@ -85,6 +85,6 @@ def test_a_token_put_back_while_its_revocation_was_uncommitted_is_dropped_at_com
     with django_capture_on_commit_callbacks(execute=True):
         AccessToken.objects.get(token_checksum=checksum).delete()
         # Another request read the row before the deletion committed, and caches what it read.
-        cache.set(token_cache.PREFIX + checksum, as_read_before, 60)
+        cache.set_many({token_cache.PREFIX + checksum: as_read_before, token_cache.STAMP_PREFIX + checksum: 1}, 60)
     response = client.get(URL, **bearer(raw))
     assert response.status_code == 401
