@@ -324,6 +324,78 @@ ERRORS: dict[str, ErrorCode] = {
             fix="Read the detail; if it does not explain the refusal, contact support quoting the correlation id.",
             fhir_issue="invalid",
         ),
+        ErrorCode(
+            code="idempotency_key_required",
+            status=400,
+            title="An Idempotency-Key header is required",
+            layer="request",
+            explanation=(
+                "This endpoint changes something, so it needs an Idempotency-Key header: a unique value "
+                "you choose per operation (a UUID is ideal, at most 255 printable characters). With it, "
+                "a retry after a timeout or a dropped connection can never do the work twice."
+            ),
+            fix="Send 'Idempotency-Key: <a new UUID>' and reuse the same key only when retrying that same request.",
+            fhir_issue="required",
+        ),
+        ErrorCode(
+            code="idempotency_key_reused",
+            status=422,
+            title="The Idempotency-Key was used for a different request",
+            layer="request",
+            explanation=(
+                "This app already sent this Idempotency-Key within the last 24 hours with a different "
+                "method, path or body. A key names one operation; reusing it for another would make a "
+                "retry ambiguous, so the request was not processed."
+            ),
+            fix="Use a new key for a new operation. Keys expire 24 hours after their first use.",
+            fhir_issue="business-rule",
+        ),
+        ErrorCode(
+            code="idempotency_request_in_progress",
+            status=409,
+            title="The first request with this Idempotency-Key is still running",
+            layer="request",
+            explanation=(
+                "A request with the same Idempotency-Key is still being processed. The platform will "
+                "not run the operation twice at once; once the first finishes, a retry returns its result."
+            ),
+            fix="Retry after the number of seconds in Retry-After with the same key and the same body.",
+            fhir_issue="conflict",
+        ),
+        ErrorCode(
+            code="slot_unavailable",
+            status=409,
+            title="The slot is no longer free",
+            layer="request",
+            explanation=(
+                "The slot was booked (or blocked) by someone else since you last looked, or it has "
+                "already started. A slot holds one visit."
+            ),
+            fix="Search free slots again (GET /fhir/r4/Slot?status=free&start=ge<now>) and book another one.",
+            fhir_issue="conflict",
+        ),
+        ErrorCode(
+            code="visit_not_cancellable",
+            status=409,
+            title="The visit cannot be cancelled",
+            layer="request",
+            explanation="The visit was already cancelled, or it has already taken place.",
+            fix="Read the visit (GET /api/v1/visits/<id>) to see its status; nothing needs undoing.",
+            fhir_issue="business-rule",
+        ),
+        ErrorCode(
+            code="endpoint_retired",
+            status=410,
+            title="This endpoint has been retired",
+            layer="request",
+            explanation=(
+                "This part of the API was deprecated, announced with Deprecation and Sunset headers on "
+                "every response, and has now been switched off. The problem names its replacement and "
+                "the migration guide."
+            ),
+            fix="Move to the replacement named in the problem, following the migration guide it links.",
+            fhir_issue="not-supported",
+        ),
         # --- server ------------------------------------------------------------------------------
         ErrorCode(
             code="server_error",
@@ -361,6 +433,7 @@ STATUS_CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     413: "payload_too_large",
+    410: "endpoint_retired",
     415: "unsupported_media_type",
     429: "rate_limited",
     500: "server_error",

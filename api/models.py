@@ -100,14 +100,27 @@ class Slot(FhirResource):
 
 
 class Appointment(FhirResource):
+    """A FHIR Appointment; booked through ``POST /api/v1/visits`` it is also a *visit*: the app that
+    booked it (``app_id``), the slot it took, its reason, and when and why it was cancelled."""
+
     resource_type = "Appointment"
     patient_id = models.CharField(max_length=64)
     slot_id = models.CharField(max_length=64, blank=True)
     start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20)
+    practitioner_id = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    app_id = models.BigIntegerField(null=True, blank=True, help_text="The app that booked it, if one did.")
+    booked_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancellation_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["environment", "patient_id", "start", "id"], name="appointment_patient_start")]
+        indexes = [
+            models.Index(fields=["environment", "patient_id", "start", "id"], name="appointment_patient_start"),
+            models.Index(fields=["app_id", "booked_at", "id"], name="appointment_app_booked"),  # an app's visits
+        ]
 
 
 class Coverage(FhirResource):
@@ -187,3 +200,133 @@ class AuditBatch(models.Model):
 
     def __str__(self):
         return f"batch {self.sequence}: events {self.first_event_id}-{self.last_event_id}"
+
+
+# --- Workflow records (/api/v1/) ---------------------------------------------------------------------
+
+
+class LabResultShare(models.Model):
+    """One lab result (an Observation) shared by an app, on the patient's consent, with another
+    partner organization until ``expires_at``; revocable before then."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        REVOKED = "revoked", "Revoked"
+
+    id = models.CharField(primary_key=True, max_length=40)
+    environment = models.CharField(max_length=20, choices=Environment.choices)
+    app = models.ForeignKey("partners.App", on_delete=models.PROTECT, related_name="lab_result_shares")
+    organization = models.ForeignKey(
+        "partners.Organization", on_delete=models.PROTECT, related_name="lab_result_shares_made"
+    )
+    recipient = models.ForeignKey(
+        "partners.Organization", on_delete=models.PROTECT, related_name="lab_result_shares_received"
+    )
+    observation_id = models.CharField(max_length=64)
+    patient_id = models.CharField(max_length=64)
+    purpose = models.CharField(max_length=500, blank=True)
+    consent_grant_id = models.BigIntegerField(help_text="The patient's consent the share rests on.")
+    starts_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["app", "created_at", "id"], name="labshare_app_created"),
+            models.Index(fields=["recipient", "created_at", "id"], name="labshare_recipient_created"),
+            models.Index(fields=["observation_id"], name="labshare_observation"),
+        ]
+
+    def __str__(self):
+        return f"{self.id}: Observation/{self.observation_id} -> {self.recipient_id}"
+
+
+class EligibilityCheck(models.Model):
+    """One eligibility check of a patient's Coverage with its payer (simulated), and its answer."""
+
+    class Outcome(models.TextChoices):
+        ELIGIBLE = "eligible", "Eligible"
+        NOT_ELIGIBLE = "not_eligible", "Not eligible"
+        UNKNOWN = "unknown", "Unknown"
+
+    id = models.CharField(primary_key=True, max_length=40)
+    environment = models.CharField(max_length=20, choices=Environment.choices)
+    app = models.ForeignKey("partners.App", on_delete=models.PROTECT, related_name="eligibility_checks")
+    organization = models.ForeignKey("partners.Organization", on_delete=models.PROTECT, related_name="+")
+    patient_id = models.CharField(max_length=64)
+    coverage_id = models.CharField(max_length=64)
+    payer = models.CharField(max_length=200)
+    service_type = models.CharField(max_length=40)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    details = models.JSONField(default=dict, help_text="What the payer answered: plan, dates, cost sharing.")
+    consent_grant_id = models.BigIntegerField(null=True, blank=True)
+    payer_latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["app", "created_at", "id"], name="eligibility_app_created")]
+
+    def __str__(self):
+        return f"{self.id}: Patient/{self.patient_id} {self.outcome}"
+
+
+class IdempotencyRecord(models.Model):
+    """One ``Idempotency-Key`` an app sent with a POST: the request it came with (fingerprint) and,
+    once the first attempt finished, the response every retry gets back. Keys expire after
+    ``IDEMPOTENCY_KEY_HOURS``."""
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+
+    app = models.ForeignKey("partners.App", on_delete=models.CASCADE, related_name="idempotency_records")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=300)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and JSON body.")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.IN_PROGRESS)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["app", "key"], name="idempotency_one_key_per_app")]
+
+    def __str__(self):
+        return f"{self.key} ({self.state})"
+
+
+class Deprecation(models.Model):
+    """A published deprecation of part of the API: every response under ``path_prefix`` carries
+    ``Deprecation``, ``Sunset`` and ``Link`` headers from ``announced_at``; from ``enforced_at`` on,
+    requests get a 410 problem pointing at the migration guide. Data, not code: admins publish them."""
+
+    path_prefix = models.CharField(
+        max_length=200,
+        unique=True,
+        help_text="The path it covers, from /api/: 'v1/' for a whole version, 'v1/visits' for one resource.",
+    )
+    title = models.CharField(max_length=200)
+    summary = models.TextField(help_text="What changes and why (Markdown).")
+    replacement = models.CharField(max_length=200, blank=True, help_text="What to use instead: /api/v2/visits")
+    migration_guide = models.CharField(
+        max_length=300, help_text="The docs page that explains the move: /docs/migrating-to-v2/ or an absolute URL."
+    )
+    announced_at = models.DateTimeField(help_text="The Deprecation header's date; headers are sent from then on.")
+    sunset_at = models.DateTimeField(help_text="The Sunset header's date: when it may stop working.")
+    enforced_at = models.DateTimeField(
+        null=True, blank=True, help_text="From this moment requests get 410 Gone. Empty: not decided yet."
+    )
+    published = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sunset_at", "path_prefix"]
+
+    def __str__(self):
+        return f"{self.path_prefix}: {self.title}"

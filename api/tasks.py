@@ -10,3 +10,11 @@ def seal_access_audit() -> int:
     from api.audit_seal import audit_seal_pending
 
     return sum(batch.event_count for batch in audit_seal_pending())
+
+
+@shared_task
+def purge_expired_idempotency_keys() -> int:
+    """Every hour: forget Idempotency-Keys past their 24 hours. Returns how many were forgotten."""
+    from api.idempotency import purge_expired
+
+    return purge_expired()

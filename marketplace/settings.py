@@ -183,7 +183,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expire_seconds": 50},  # django-celery-beat's name for apply_async's expires
     },
+    "purge-expired-idempotency-keys": {"task": "api.tasks.purge_expired_idempotency_keys", "schedule": 3600.0},
 }
+# Idempotency-Key (api/idempotency.py): how long a key names its operation, and after how long a
+# first attempt that never finished (its process died) may be taken over by a retry.
+IDEMPOTENCY_KEY_HOURS = 24
+IDEMPOTENCY_CLAIM_SECONDS = 60
+# The simulated payer of eligibility checks answers after this long (0 in tests).
+ELIGIBILITY_PAYER_LATENCY_MS = int(os.environ.get("ELIGIBILITY_PAYER_LATENCY_MS", "400"))
 # Partner-supplied URLs (JWKS, webhooks) must resolve to public addresses; development may use
 # loopback receivers.
 ALLOW_PRIVATE_NETWORK_URLS = env_bool("ALLOW_PRIVATE_NETWORK_URLS", default=DEBUG)

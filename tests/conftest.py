@@ -26,6 +26,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _public_base_url(settings):
     settings.PUBLIC_BASE_URL = "http://testserver"
+    settings.ELIGIBILITY_PAYER_LATENCY_MS = 0
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,71 @@
+"""What the workflow APIs share: opaque ids, cursor-paginated lists, body validation."""
+
+import secrets
+
+from django.core import signing
+from django.db.models import Q
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from api.problems import Problem
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+CURSOR_SALT = "api.workflows.cursor"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def new_id(prefix: str) -> str:
+    """An opaque identifier that says what it names: ``visit-3f9c...``, ``share-...``."""
+    return f"{prefix}-{secrets.token_hex(10)}"
+
+
+def validated(serializer_class, data, **kwargs) -> dict:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw in (None, ""):
+        return DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ValidationError({"limit": [f"Give a whole number from 1 to {MAX_LIMIT}."]}) from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError({"limit": [f"Give a whole number from 1 to {MAX_LIMIT}."]})
+    return limit
+
+
+def paginate(request, queryset, *, time_field: str, kind: str, serialize) -> Response:
+    """One page of ``queryset``, newest first by (``time_field``, id), as
+    ``{"data": [...], "next_cursor": ..., "next": <url>}``. The cursor is signed and names the list it
+    belongs to (``kind``), so it cannot be forged or carried to another list; it is a keyset, never an
+    offset, so rows added meanwhile neither repeat nor vanish."""
+    limit = parse_limit(request.query_params.get("limit"))
+    raw_cursor = request.query_params.get("cursor")
+    if raw_cursor:
+        try:
+            data = signing.loads(raw_cursor, salt=CURSOR_SALT)
+        except signing.BadSignature:
+            data = None
+        if not isinstance(data, dict) or data.get("k") != kind:
+            raise Problem("malformed_request", "The cursor is not one this server gave for this list; follow 'next'.")
+        moment, last_id = data["t"], data["i"]
+        queryset = queryset.filter(Q(**{f"{time_field}__lt": moment}) | Q(**{time_field: moment, "id__lt": last_id}))
+    rows = list(queryset.order_by(f"-{time_field}", "-id")[: limit + 1])
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = None
+    if more:
+        last = page[-1]
+        next_cursor = signing.dumps(
+            {"k": kind, "t": getattr(last, time_field).isoformat(), "i": last.id}, salt=CURSOR_SALT
+        )
+    next_url = None
+    if next_cursor:
+        params = request.query_params.copy()
+        params["cursor"] = next_cursor
+        next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+    body = {"data": [serialize(row) for row in page], "next_cursor": next_cursor, "next": next_url}
+    return Response(body, headers=NO_STORE)
