@@ -57,13 +57,17 @@ def _key_from(request, *, required: bool) -> str | None:
     return key
 
 
+def fingerprint_of(method: str, path: str, body) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()
+
+
 def _fingerprint(request) -> str:
     try:
         body = request.data
     except Exception:  # an unreadable body fails in the view itself, with its own problem
         body = None
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{request.method}\n{request.path}\n{canonical}".encode()).hexdigest()
+    return fingerprint_of(request.method, request.path, body)
 
 
 def _replay(record: IdempotencyRecord) -> Response:
