@@ -7,6 +7,8 @@ from django.db.models import Q
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from api.audit import record_access
+from api.permissions import require_data_access
 from api.problems import Problem
 
 DEFAULT_LIMIT = 20
@@ -38,11 +40,12 @@ def parse_limit(raw: str | None) -> int:
     return limit
 
 
-def paginate(request, queryset, *, time_field: str, kind: str, serialize) -> Response:
+def paginate(request, queryset, *, time_field: str, kind: str, serialize, on_page=None) -> Response:
     """One page of ``queryset``, newest first by (``time_field``, id), as
     ``{"data": [...], "next_cursor": ..., "next": <url>}``. The cursor is signed and names the list it
     belongs to (``kind``), so it cannot be forged or carried to another list; it is a keyset, never an
-    offset, so rows added meanwhile neither repeat nor vanish."""
+    offset, so rows added meanwhile neither repeat nor vanish. ``on_page(rows)`` sees the page's rows
+    (to audit them) before they are serialized."""
     limit = parse_limit(request.query_params.get("limit"))
     raw_cursor = request.query_params.get("cursor")
     if raw_cursor:
@@ -56,6 +59,8 @@ def paginate(request, queryset, *, time_field: str, kind: str, serialize) -> Res
         queryset = queryset.filter(Q(**{f"{time_field}__lt": moment}) | Q(**{time_field: moment, "id__lt": last_id}))
     rows = list(queryset.order_by(f"-{time_field}", "-id")[: limit + 1])
     page, more = rows[:limit], len(rows) > limit
+    if on_page is not None:
+        on_page(page)
     next_cursor = None
     if more:
         last = page[-1]
@@ -69,3 +74,22 @@ def paginate(request, queryset, *, time_field: str, kind: str, serialize) -> Res
         next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
     body = {"data": [serialize(row) for row in page], "next_cursor": next_cursor, "next": next_url}
     return Response(body, headers=NO_STORE)
+
+
+def checked_access(request, *, patient_id: str, data_class: str, resource_type: str, action: str, resource_id=""):
+    """``require_data_access``, with a refusal written to the access audit. Call it outside the
+    transaction of the work (before ``idempotent``), so the refusal's record is not rolled back with it."""
+    try:
+        return require_data_access(request, patient_id=patient_id, data_class=data_class)
+    except Problem as refusal:
+        record_access(
+            request,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            patient_id=patient_id,
+            action=action,
+            outcome="refused",
+            refusal_code=refusal.code,
+            consent_grant_id=getattr(refusal, "grant_id", None),
+        )
+        raise

@@ -10,14 +10,16 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from api import policy
+from api.audit import record_access
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.idempotency import idempotent
-from api.permissions import auth_context, require_data_access
+from api.permissions import auth_context
 from api.problems import Problem
 from api.serializers import PatientReferenceSerializer
 from api.views import ProtectedAPIView, problem_responses
 from api.workflows import visits
-from api.workflows.common import NO_STORE, paginate, validated
+from api.workflows.common import NO_STORE, checked_access, paginate, validated
 
 DATA_CLASS = "appointments"
 WRITE_ERRORS = (400, 401, 403, 404, 405, 406, 409, 410, 413, 415, 422, 429, 500)
@@ -174,12 +176,38 @@ class VisitCollectionView(VisitView):
         patient = request.query_params.get("patient")
         if patient:
             queryset = queryset.filter(patient_id=_reference_id(patient, "Patient", "patient"))
+        if context.patient_id:
+            # A patient's own list: refused outright (and audited) without their consent.
+            checked_access(
+                request,
+                patient_id=context.patient_id,
+                data_class=DATA_CLASS,
+                resource_type="Appointment",
+                action="search",
+            )
+        # Visits of patients who revoked their consent drop out of the list, like any of their data.
+        access = policy.patients_with_access(context=context, data_class=DATA_CLASS)
+        queryset = queryset.filter(access.q("patient_id"))
         status = request.query_params.get("status")
         if status:
             if status not in (visits.BOOKED, visits.CANCELLED):
                 raise serializers.ValidationError({"status": ["Give booked or cancelled."]})
             queryset = queryset.filter(status=status)
-        return paginate(request, queryset, time_field="booked_at", kind="visits", serialize=self.represent)
+
+        def audit(page):
+            for patient_id in sorted({visit.patient_id for visit in page}):
+                record_access(
+                    request,
+                    resource_type="Appointment",
+                    patient_id=patient_id,
+                    action="search",
+                    outcome="allowed",
+                    consent_grant_id=access.grant_id(patient_id),
+                )
+
+        return paginate(
+            request, queryset, time_field="booked_at", kind="visits", serialize=self.represent, on_page=audit
+        )
 
     def post(self, request):
         context = auth_context(request)
@@ -190,8 +218,11 @@ class VisitCollectionView(VisitView):
                 f"This access token speaks for Patient/{context.patient_id}; it cannot book for another patient.",
             )
 
+        decision = checked_access(
+            request, patient_id=wanted.patient_id, data_class=DATA_CLASS, resource_type="Appointment", action="create"
+        )
+
         def book():
-            decision = require_data_access(request, patient_id=wanted.patient_id, data_class=DATA_CLASS)
             visit = visits.visit_schedule(request, context=context, wanted=wanted, grant_id=decision.grant_id)
             location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{visit.id}")
             return Response(self.represent(visit), status=201, headers={"Location": location, **NO_STORE})
@@ -204,7 +235,23 @@ class VisitDetailView(VisitView):
 
     def get(self, request, visit_id: str):
         visit = self.visit_or_404(request, visit_id)
-        require_data_access(request, patient_id=visit.patient_id, data_class=DATA_CLASS)
+        decision = checked_access(
+            request,
+            patient_id=visit.patient_id,
+            data_class=DATA_CLASS,
+            resource_type="Appointment",
+            action="read",
+            resource_id=visit.id,
+        )
+        record_access(
+            request,
+            resource_type="Appointment",
+            resource_id=visit.id,
+            patient_id=visit.patient_id,
+            action="read",
+            outcome="allowed",
+            consent_grant_id=decision.grant_id,
+        )
         return Response(self.represent(visit), headers=NO_STORE)
 
 
@@ -215,13 +262,21 @@ class VisitCancelView(VisitView):
         context = auth_context(request)
         reason = validated(VisitCancelSerializer, request.data)["reason"].strip()
 
+        visit = self.visit_or_404(request, visit_id)
+        decision = checked_access(
+            request,
+            patient_id=visit.patient_id,
+            data_class=DATA_CLASS,
+            resource_type="Appointment",
+            action="update",
+            resource_id=visit.id,
+        )
+
         def cancel():
-            visit = self.visit_or_404(request, visit_id)
-            decision = require_data_access(request, patient_id=visit.patient_id, data_class=DATA_CLASS)
-            visit = visits.visit_cancel(
+            cancelled = visits.visit_cancel(
                 request, context=context, visit=visit, reason=reason, grant_id=decision.grant_id
             )
-            return Response(self.represent(visit), headers=NO_STORE)
+            return Response(self.represent(cancelled), headers=NO_STORE)
 
         return idempotent(request, cancel)
 

@@ -79,12 +79,32 @@ def test_a_past_slot_is_409(client):
     problem(book(client, app, patient_token(app)), 409, "slot_unavailable")
 
 
-def test_without_consent_nothing_is_booked(client):
+def test_without_consent_nothing_is_booked_and_the_refusal_is_audited(client):
     app = AppFactory()
     bookable(app, consent=False)
     problem(book(client, app, patient_token(app)), 403, "consent_required")
     assert Slot.objects.get(id="sl1").status == "free"
     assert not Appointment.objects.exists()
+    refused = AccessEvent.objects.get(outcome="refused")
+    assert (refused.patient_id, refused.action, refused.refusal_code) == ("p1", "create", "consent_required")
+
+
+def test_reads_are_audited_and_revoked_consent_hides_the_visits(client):
+    from consent.models import ConsentGrant
+    from consent.services import consent_revoke
+
+    app = AppFactory()
+    bookable(app)
+    raw = patient_token(app)
+    visit = book(client, app, raw).json()
+    assert get(client, f"{V1}/{visit['id']}", raw).status_code == 200
+    assert [v["id"] for v in get(client, V1, raw).json()["data"]] == [visit["id"]]
+    actions = list(AccessEvent.objects.filter(outcome="allowed").values_list("action", flat=True))
+    assert actions == ["create", "read", "search"]
+    consent_revoke(grant=ConsentGrant.objects.get(app=app, status="active"), actor="patient", channel="my-apps")
+    other_token = make_token(app, "appointments.read")  # a system token: the app itself
+    assert get(client, V1, other_token).json()["data"] == []
+    problem(get(client, f"{V1}/{visit['id']}", other_token), 403, "consent_revoked")
 
 
 def test_a_patient_token_books_for_its_own_patient_only(client):
