@@ -114,11 +114,27 @@ def _appointment_columns(body: dict) -> dict:
         ),
         None,
     )
+    practitioner = next(
+        (
+            p["actor"]
+            for p in body.get("participant", [])
+            if p.get("actor", {}).get("reference", "").startswith("Practitioner/")
+        ),
+        None,
+    )
     return {
         "patient_id": _reference_id(patient, "Patient"),
         "slot_id": _reference_id((body.get("slot") or [None])[0], "Slot"),
         "start": _instant(body.get("start")),
+        "end": _instant(body.get("end")),
         "status": body["status"],
+        "practitioner_id": _reference_id(practitioner, "Practitioner"),
+        "reason": ((body.get("reasonCode") or [{}])[0].get("text") or "")[:500],
+        # What only a booking through /api/v1/visits records: not in a loaded resource.
+        "app_id": None,
+        "booked_at": None,
+        "cancelled_at": None,
+        "cancellation_reason": ((body.get("cancelationReason") or {}).get("text") or "")[:500],
     }
 
 
