@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from api.audit_export import ADMIN_COLUMNS, csv_response
-from api.models import RESOURCE_MODELS, AccessEvent, AuditBatch, Environment
+from api.models import RESOURCE_MODELS, AccessEvent, AuditBatch, Deprecation, Environment
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -58,6 +58,35 @@ class EnvironmentFilter(FixedChoicesFilter):
     title = "environment"
     parameter_name = "environment"
     options = tuple(Environment.choices)
+
+
+def deprecation_state(obj, now) -> str:
+    if not obj.published:
+        return "draft"
+    if obj.enforced_at and obj.enforced_at <= now:
+        return "enforced"
+    if obj.announced_at <= now:
+        return "announced"
+    return "scheduled"
+
+
+class DeprecationStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("scheduled", "Scheduled"), ("announced", "Announced"), ("enforced", "Enforced")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        published = queryset.filter(published=True)
+        if self.value() == "scheduled":
+            return published.filter(announced_at__gt=now).exclude(enforced_at__lte=now)
+        if self.value() == "announced":
+            return published.filter(announced_at__lte=now).exclude(enforced_at__lte=now)
+        if self.value() == "enforced":
+            return published.filter(enforced_at__lte=now)
+        return queryset
 
 
 def _export_filename() -> str:
@@ -133,3 +162,33 @@ class AuditBatchAdmin(ReadOnlyAdmin):
     @admin.display(description="hash")
     def short_hash(self, obj):
         return obj.hash[:12]
+
+
+@admin.register(Deprecation)
+class DeprecationAdmin(admin.ModelAdmin):
+    """Platform admins publish deprecations here; the API sends their headers (and, once enforced, 410)
+    within seconds of a save (api/deprecations.py)."""
+
+    list_display = ["path_prefix", "title", "state", "announced_at", "sunset_at", "enforced_at", "published"]
+    list_filter = ["published", DeprecationStateFilter, "sunset_at"]
+    search_fields = ["path_prefix", "title", "replacement"]
+    ordering = ["sunset_at", "path_prefix"]
+    date_hierarchy = "sunset_at"
+    readonly_fields = ["created_at"]
+    fieldsets = [
+        (None, {"fields": ["path_prefix", "title", "summary", "published"]}),
+        ("Where to go instead", {"fields": ["replacement", "migration_guide"]}),
+        (
+            "Dates",
+            {
+                "fields": ["announced_at", "sunset_at", "enforced_at", "created_at"],
+                "description": "Headers are sent from the announcement; requests get 410 Gone from enforcement "
+                "(leave it empty until it is decided). Publish at least six months between announcement and "
+                "sunset (docs/versioning.md).",
+            },
+        ),
+    ]
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return deprecation_state(obj, timezone.now())

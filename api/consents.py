@@ -12,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from api import policy
+from api.idempotency import idempotent
 from api.permissions import auth_context, require_environment
 from api.problems import Problem
 from api.serializers import (
@@ -128,6 +129,16 @@ class ConsentCollectionView(ProtectedAPIView):
         ),
         tags=["consents"],
         request=ConsentRecordSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Optional here: a unique value per operation (a UUID); a retry with the same key and "
+                "body returns the first result. Keys expire after 24 hours.",
+            )
+        ],
         examples=[
             OpenApiExample(
                 "Signed form",
@@ -155,26 +166,32 @@ class ConsentCollectionView(ProtectedAPIView):
         if app is None:
             raise ValidationError({"client_id": ["No app is registered with this client_id."]})
         require_environment(request, app.environment)
-        started = timezone.now()
-        try:
-            grant = consent_services.consent_record_for_patient(
-                organization=context.organization,
-                app=app,
-                patient_id=patient_id,
-                scopes=data["scopes"],
-                source_document=data["source_document"],
-                recorded_by=context.user,
-                expires_at=data.get("expires_at"),
-            )
-        except NotPermitted as exc:
-            raise Problem("forbidden", str(exc)) from exc
-        except InvalidState as exc:
-            raise Problem("client_error", str(exc), status=409) from exc
-        except DjangoValidationError as exc:
-            raise _as_drf_validation_error(exc) from exc
-        created = grant.created_at >= started
-        grant = selectors.grant_by_id(grant.pk)
-        return Response(ConsentSerializer(grant).data, status=201 if created else 200, headers=NO_STORE)
+
+        def record():
+            started = timezone.now()
+            try:
+                grant = consent_services.consent_record_for_patient(
+                    organization=context.organization,
+                    app=app,
+                    patient_id=patient_id,
+                    scopes=data["scopes"],
+                    source_document=data["source_document"],
+                    recorded_by=context.user,
+                    expires_at=data.get("expires_at"),
+                )
+            except NotPermitted as exc:
+                raise Problem("forbidden", str(exc)) from exc
+            except InvalidState as exc:
+                raise Problem("client_error", str(exc), status=409) from exc
+            except DjangoValidationError as exc:
+                raise _as_drf_validation_error(exc) from exc
+            created = grant.created_at >= started
+            grant = selectors.grant_by_id(grant.pk)
+            return Response(ConsentSerializer(grant).data, status=201 if created else 200, headers=NO_STORE)
+
+        # Before the workflow APIs required it, this endpoint took no Idempotency-Key: it accepts one
+        # (and honours it) without making it required, which would break v1 clients.
+        return idempotent(request, record, required=False)
 
 
 class ConsentRevokeView(ProtectedAPIView):

@@ -384,6 +384,17 @@ ERRORS: dict[str, ErrorCode] = {
             fhir_issue="business-rule",
         ),
         ErrorCode(
+            code="share_not_revocable",
+            status=409,
+            title="The share has already ended",
+            layer="request",
+            explanation=(
+                "The lab-result share was already revoked, or its end date has passed: nothing is shared any more."
+            ),
+            fix="Read the share (GET /api/v1/lab-results/shares/<id>) to see its status; nothing needs undoing.",
+            fhir_issue="business-rule",
+        ),
+        ErrorCode(
             code="endpoint_retired",
             status=410,
             title="This endpoint has been retired",

@@ -12,6 +12,8 @@ complete. A missing patient's leftover synthetic rows are removed before it is w
 Schedules, slots (the window after the anchor day, so a later seed adds the new days) and the
 appointments booked in them follow, practitioner by practitioner.
 
+``seed_deprecations`` publishes the sandbox's deprecations (v1 visits), once.
+
 On PostgreSQL rows go in with ``COPY`` (psycopg 3, inside Django's transaction); elsewhere with
 ``bulk_create``. ``index_columns`` derives every typed column from the body, so the two never
 disagree.
@@ -21,13 +23,13 @@ import json
 import time
 from collections import Counter, defaultdict
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from api import synthetic
-from api.models import RESOURCE_MODELS, Environment, Patient, Schedule
+from api.models import RESOURCE_MODELS, Deprecation, Environment, Patient, Schedule
 from consent.models import CareRelationship
 
 DEFAULT_PATIENTS = 25
@@ -360,3 +362,28 @@ def synthetic_counts() -> dict[str, int]:
         resource_type: model.objects.filter(environment=Environment.SANDBOX, synthetic=True).count()
         for resource_type, model in RESOURCE_MODELS.items()
     }
+
+
+# --- published deprecations ---------------------------------------------------------------------------
+
+# v2 changed how a visit reads (docs/migrating-to-v2.md); v1's visits are deprecated with the release.
+V1_VISITS_DEPRECATION = {
+    "title": "v1 visits",
+    "summary": (
+        "`/api/v1/visits` gives a visit's time as flat `start`/`end` fields and its status as a string. "
+        "`/api/v2/visits` gives the time as a `period` object and the status as an object that says since "
+        "when, why, and whether the visit can still be cancelled. v1 visits keep working until the sunset."
+    ),
+    "replacement": "/api/v2/visits",
+    "migration_guide": "/docs/migrating-to-v2/",
+    "announced_at": datetime(2026, 11, 24, tzinfo=UTC),
+    "sunset_at": datetime(2027, 6, 30, tzinfo=UTC),
+    "enforced_at": None,
+    "published": True,
+}
+
+
+def seed_deprecations() -> dict:
+    """The sandbox's published deprecations, created once: an admin's later edits are kept."""
+    _, created = Deprecation.objects.get_or_create(path_prefix="v1/visits", defaults=V1_VISITS_DEPRECATION)
+    return {"v1/visits": "created" if created else "kept"}

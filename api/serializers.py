@@ -22,7 +22,12 @@ class ProblemSerializer(serializers.Serializer):
     status = serializers.IntegerField()
     detail = serializers.CharField(help_text="What happened this time.")
     instance = serializers.CharField(help_text="The request path.")
-    code = serializers.ChoiceField(choices=sorted(errors.ERRORS))
+    # A string, not an enum: new codes are added over time (docs/versioning.md), and an enum would make
+    # each new code a breaking change to every published version. The catalogue is /docs/errors/.
+    code = serializers.CharField(
+        help_text="The error's code in the catalogue (/docs/errors/<code>/): never renamed or reused. New codes "
+        "are added over time; treat one you do not know by its HTTP status."
+    )
     correlation_id = serializers.CharField(help_text="Equals the X-Request-ID response header; quote it to support.")
     layer = serializers.ChoiceField(choices=errors.LAYERS, help_text="The layer that refused the request.")
     fix = serializers.CharField(help_text="What to do next.")

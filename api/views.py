@@ -30,6 +30,29 @@ def problem_responses(*statuses: int) -> dict:
     }
 
 
+def versioned_schema(**kwargs):
+    """``extend_schema`` for one API version's copy of a handler that several versions share.
+
+    ``extend_schema`` marks the very function it decorates, so decorating the shared ``View.get`` once
+    per version would leave every version with the last version's operation (its serializers, its
+    operation id). This decorates a thin function of its own that calls the shared handler instead.
+    """
+    decorate = extend_schema(**kwargs)
+
+    def apply(handler):
+        def versioned(self, *args, **kw):
+            return handler(self, *args, **kw)
+
+        versioned.__name__, versioned.__qualname__, versioned.__doc__ = (
+            handler.__name__,
+            handler.__qualname__,
+            handler.__doc__,
+        )
+        return decorate(versioned)
+
+    return apply
+
+
 def _granted_scope(name: str) -> dict:
     try:
         scope = parse(name)

@@ -66,6 +66,9 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "marketplace.middleware.RequestIDMiddleware",
     "marketplace.middleware.AccessLogMiddleware",
+    # Deprecation, Sunset and Link headers under a published deprecation's prefix, and 410 once it is
+    # enforced (before any authentication); outside the error middleware, so its problems get them too.
+    "api.deprecations.DeprecationMiddleware",
     # Errors under /api/ and /fhir/ are problem+json or OperationOutcome, never the portal's HTML pages.
     "api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -264,10 +267,32 @@ REST_FRAMEWORK = {
     # Every DRF error becomes application/problem+json (/api/) or an OperationOutcome (/fhir/).
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
 }
+# One document per API version (api/openapi.py), served at /api/schema/<version>/ and committed as
+# openapi/<version>.json: the published contract `manage.py openapi_check` holds the code to.
 SPECTACULAR_SETTINGS = {
     "TITLE": "Healthcare Marketplace API",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Its deploy check would build one document of all routes; api.openapi checks each published one instead.
+    "ENABLE_DJANGO_DEPLOY_CHECK": False,
+    # The documents and the reference are public: a stale token in the browser must not hide them.
+    "SERVE_AUTHENTICATION": [],
+    # Tags come from the path after /api/<version>/ ("visits", "consents").
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    # Request bodies get components of their own (FooRequest), so a request and a response can change apart.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Enum names that do not depend on which other enums share a field name in the same document.
+    "ENUM_NAME_OVERRIDES": {
+        "ProblemLayerEnum": "api.errors.LAYERS",
+        "VisitStatusCodeEnum": "api.openapi.visit_statuses",
+        "LabShareStatusEnum": "api.workflows.lab_shares.STATUSES",
+        "EligibilityOutcomeEnum": "api.workflows.eligibility.OUTCOMES",
+        "EligibilityServiceTypeEnum": "api.workflows.eligibility.SERVICE_TYPE_KEYS",
+        "OrganizationStatusEnum": "partners.models.Organization.Status",
+    },
+    # The reference runs offline: its assets come from drf-spectacular-sidecar, and Swagger UI's online
+    # validator badge (a request to a third party) is off.
     "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None, "displayOperationId": True},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }

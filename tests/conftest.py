@@ -33,5 +33,8 @@ def _public_base_url(settings):
 def _clear_cache():
     from django.core.cache import cache
 
+    from api import deprecations
+
     cache.clear()
+    deprecations.forget()  # its per-process copy, which a rolled-back test's rows must not outlive
     yield

@@ -4,10 +4,12 @@ import secrets
 
 from django.core import signing
 from django.db.models import Q
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from api.audit import record_access
+from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.permissions import require_data_access
 from api.problems import Problem
 
@@ -15,6 +17,16 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 CURSOR_SALT = "api.workflows.cursor"
 NO_STORE = {"Cache-Control": "no-store"}
+
+# The Idempotency-Key header as every idempotent POST documents it.
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="A unique value per operation (a UUID). A retry with the same key and body returns the first "
+    "result; the same key with another body is refused (422). Keys expire after 24 hours.",
+)
 
 
 def new_id(prefix: str) -> str:
@@ -26,6 +38,18 @@ def validated(serializer_class, data, **kwargs) -> dict:
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def reference_id(value: str, resource_type: str, field: str | None = None) -> str:
+    """The id in ``value``, which may be ``abc`` or ``<resource_type>/abc``; ``validation_error`` on
+    ``field`` otherwise (without ``field``, from a serializer's ``validate_<field>``, which names it)."""
+    value = (value or "").strip()
+    if value.startswith(f"{resource_type}/"):
+        value = value[len(resource_type) + 1 :]
+    if not value or "/" in value or len(value) > 64:
+        message = f"Give the {resource_type}'s id: abc or {resource_type}/abc."
+        raise ValidationError({field: [message]} if field else [message])
+    return value
 
 
 def parse_limit(raw: str | None) -> int:

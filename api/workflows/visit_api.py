@@ -6,7 +6,7 @@ object). A view is bound to its version by ``as_view(api_version=...)``.
 """
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -17,7 +17,7 @@ from api.idempotency import idempotent
 from api.permissions import auth_context
 from api.problems import Problem
 from api.serializers import PatientReferenceSerializer
-from api.views import ProtectedAPIView, problem_responses
+from api.views import ProtectedAPIView, problem_responses, versioned_schema
 from api.workflows import visits
 from api.workflows.common import NO_STORE, checked_access, paginate, validated
 
@@ -164,7 +164,7 @@ class VisitView(ProtectedAPIView):
 
 def _schema(version: str, **kwargs):
     """``extend_schema`` for one version's operation: its serializer and its operation id."""
-    return extend_schema(operation_id=f"{kwargs.pop('operation')}_{version}", tags=["visits"], **kwargs)
+    return versioned_schema(operation_id=f"{kwargs.pop('operation')}_{version}", tags=["visits"], **kwargs)
 
 
 class VisitCollectionView(VisitView):

@@ -230,6 +230,30 @@ def test_recording_what_an_active_consent_covers_answers_200_with_it(client, cli
     assert LedgerEvent.objects.count() == 1
 
 
+def test_recording_honours_an_idempotency_key_without_requiring_one(client, clinic_token):
+    target = AppFactory()
+    key = {"HTTP_IDEMPOTENCY_KEY": "signed-form-7-upload"}
+    body = {
+        "patient": f"Patient/{PATIENT}",
+        "client_id": target.client_id,
+        "scopes": [OBSERVATIONS],
+        "source_document": "DocumentReference/signed-form-7",
+    }
+    first = client.post(RECORD_URL, body, content_type="application/json", **bearer(clinic_token), **key)
+    again = client.post(RECORD_URL, body, content_type="application/json", **bearer(clinic_token), **key)
+    assert (first.status_code, again.status_code) == (201, 201)  # the first answer, not "already covered" 200
+    assert again["Idempotent-Replayed"] == "true" and again.json() == first.json()
+    other = client.post(
+        RECORD_URL,
+        body | {"scopes": ["patient/Patient.rs"]},
+        content_type="application/json",
+        **bearer(clinic_token),
+        **key,
+    )
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    assert LedgerEvent.objects.count() == 1
+
+
 def test_only_providers_record_consents(client):
     raw = make_token(AppFactory(), "consent.write")
     body = problem(record(client, raw), 403, "partner_type_policy")

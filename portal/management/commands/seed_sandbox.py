@@ -8,7 +8,7 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from api.seed import DEFAULT_PATIENTS, seed_fhir_sandbox, synthetic_counts
+from api.seed import DEFAULT_PATIENTS, seed_deprecations, seed_fhir_sandbox, synthetic_counts
 from consent.seed import seed_consent
 from partners.models import Organization
 from partners.seed import seed_partners
@@ -39,6 +39,7 @@ class Command(BaseCommand):
         provider = Organization.objects.get(slug=result["provider"]["organization"])
         fhir = seed_fhir_sandbox(patients=options["patients"], care_organization=provider)
         result["fhir"] = {**fhir, "stored": synthetic_counts()}
+        result["deprecations"] = seed_deprecations()
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2))
             return
@@ -62,6 +63,7 @@ class Command(BaseCommand):
             f"  FHIR sandbox     {base}fhir/r4/  Patient/{fhir['demo_patient']} and {fhir['patients']} synthetic "
             f"patients (seed_sandbox --patients N for more)",
             "    stored         " + ", ".join(f"{n} {rt}" for rt, n in result["fhir"]["stored"].items()),
+            f"  API reference    {base}api/reference/v2/ (and v1; v1 visits are deprecated)",
             "",
         ]
         self.stdout.write("\n".join(lines))
