@@ -12,36 +12,24 @@ from rest_framework.response import Response
 
 from api import policy
 from api.audit import record_access
-from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.idempotency import idempotent
 from api.permissions import auth_context
 from api.problems import Problem
 from api.serializers import PatientReferenceSerializer
 from api.views import ProtectedAPIView, problem_responses, versioned_schema
 from api.workflows import visits
-from api.workflows.common import NO_STORE, checked_access, paginate, validated
+from api.workflows.common import (
+    IDEMPOTENCY_PARAMETER,
+    NO_STORE,
+    checked_access,
+    paginate,
+    reference_id,
+    validated,
+)
 
 DATA_CLASS = "appointments"
 WRITE_ERRORS = (400, 401, 403, 404, 405, 406, 409, 410, 413, 415, 422, 429, 500)
 READ_ERRORS = (400, 401, 403, 404, 405, 406, 410, 429, 500)
-
-IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    IDEMPOTENCY_HEADER,
-    str,
-    OpenApiParameter.HEADER,
-    required=True,
-    description="A unique value per operation (a UUID). A retry with the same key and body returns the first "
-    "result; the same key with another body is refused (422). Keys expire after 24 hours.",
-)
-
-
-def _reference_id(value: str, resource_type: str, field: str) -> str:
-    value = (value or "").strip()
-    if value.startswith(f"{resource_type}/"):
-        value = value[len(resource_type) + 1 :]
-    if not value or "/" in value or len(value) > 64:
-        raise serializers.ValidationError({field: [f"Give the {resource_type}'s id: abc or {resource_type}/abc."]})
-    return value
 
 
 class VisitCreateSerializer(serializers.Serializer):
@@ -51,8 +39,8 @@ class VisitCreateSerializer(serializers.Serializer):
 
     def validate(self, data):
         return visits.VisitRequest(
-            slot_id=_reference_id(data["slot"], "Slot", "slot"),
-            patient_id=_reference_id(data["patient"], "Patient", "patient"),
+            slot_id=reference_id(data["slot"], "Slot", "slot"),
+            patient_id=reference_id(data["patient"], "Patient", "patient"),
             reason=data["reason"].strip(),
         )
 
@@ -175,7 +163,7 @@ class VisitCollectionView(VisitView):
         queryset = visits.visible_visits(context=context)
         patient = request.query_params.get("patient")
         if patient:
-            queryset = queryset.filter(patient_id=_reference_id(patient, "Patient", "patient"))
+            queryset = queryset.filter(patient_id=reference_id(patient, "Patient", "patient"))
         if context.patient_id:
             # A patient's own list: refused outright (and audited) without their consent.
             checked_access(
