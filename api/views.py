@@ -1,10 +1,14 @@
 """Platform endpoints under /api/v1/, and the base class every protected API view extends."""
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from api import ratelimit
 from api.authentication import BearerTokenAuthentication
 from api.permissions import API_PERMISSION_CLASSES, HasValidToken, describe_layers
 from api.problems import PROBLEM_CONTENT_TYPE
@@ -12,14 +16,50 @@ from api.serializers import ProblemSerializer, TokenInfoSerializer
 from partners.scopes import UnknownScope, parse
 
 
+class QuotaThrottle(BaseThrottle):
+    """The rate-limit layer, after every permission layer (DRF checks throttles last): admits the
+    request against its endpoint group's quotas or refuses it with 429 ``rate_limited``."""
+
+    def allow_request(self, request, view):
+        context = getattr(request, "auth_context", None)
+        if context is None or not settings.RATE_LIMITS:
+            return True
+        verdict = ratelimit.admit(context, view.get_endpoint_group(request))
+        request.rate_verdict = verdict
+        if not verdict.admitted:
+            raise ratelimit.refusal(verdict, request)
+        return True
+
+
 class ProtectedAPIView(APIView):
     """An API view behind every layer: bearer token, then scope, organization, tier, environment
-    and partner type (``api.permissions``). Subclasses declare ``required_scopes`` or
-    ``required_resource_access`` and, where they apply, ``allowed_partner_types``; in the handler
-    they call ``require_environment`` and ``require_data_access`` for the records they touch."""
+    and partner type (``api.permissions``), then the rate quotas of its endpoint group
+    (``api.ratelimit``). Subclasses declare ``required_scopes`` or ``required_resource_access`` and,
+    where they apply, ``allowed_partner_types`` and ``endpoint_group`` (a group, or a group per
+    method; by default reads are ``fhir_read`` and writes ``writes``); in the handler they call
+    ``require_environment`` and ``require_data_access`` for the records they touch."""
 
     authentication_classes = (BearerTokenAuthentication,)
     permission_classes = API_PERMISSION_CLASSES
+    throttle_classes = (QuotaThrottle,)
+    endpoint_group: str | dict | None = None
+
+    def get_endpoint_group(self, request) -> str:
+        group = self.endpoint_group
+        if isinstance(group, dict):
+            group = group.get(request.method)
+        if group:
+            return group
+        return "fhir_read" if request.method in SAFE_METHODS else "writes"
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        verdict = getattr(request, "rate_verdict", None)
+        if verdict is not None:
+            for name, value in verdict.headers().items():
+                if not response.has_header(name):
+                    response[name] = value
+        return response
 
 
 def problem_responses(*statuses: int) -> dict:

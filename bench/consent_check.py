@@ -31,7 +31,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import bench_env, ensure_database, report
+from bench.harness import bench_env, ensure_database, report, unbounded_quotas
 
 DATABASE_URL = "postgres://postgres@127.0.0.1:5432/marketplace_bench_consent"
 EVENTS_PER_PATIENT = 10
@@ -96,6 +96,8 @@ def setup_fixtures():
     developer, _ = Organization.objects.get_or_create(
         slug="bench-consent-dev", defaults={"name": "Bench developer", "partner_type": "developer", "tier": tier}
     )
+    developer.rate_quota_overrides = unbounded_quotas()
+    developer.save(update_fields=["rate_quota_overrides"])
 
     def app(name):
         found = App.objects.filter(name=name, organization=developer).first()

@@ -23,10 +23,14 @@ PATIENT_ID = "demo-patient-1"  # 160 observations: 50 pages of 2
 
 
 def main(page_size: int) -> None:
+    from bench.harness import unbounded_quotas
+
     organization, _ = Organization.objects.get_or_create(
         slug="bench-fhir",
         defaults={"name": "Bench", "partner_type": "developer", "tier": Tier.objects.get(slug="strategic")},
     )
+    organization.rate_quota_overrides = unbounded_quotas()
+    organization.save(update_fields=["rate_quota_overrides"])
     app = App.objects.filter(client_id="bench-fhir").first() or App.objects.create(
         client_id="bench-fhir",
         organization=organization,

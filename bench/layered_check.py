@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import bench_env, ensure_database, gunicorn, report, wrk
+from bench.harness import bench_env, ensure_database, gunicorn, report, unbounded_quotas, wrk
 
 
 def make_token() -> str:
@@ -34,6 +34,8 @@ def make_token() -> str:
         slug="bench-org",
         defaults={"name": "Bench", "partner_type": "developer", "tier": Tier.objects.get(slug="strategic")},
     )
+    organization.rate_quota_overrides = unbounded_quotas()
+    organization.save(update_fields=["rate_quota_overrides"])
     app = App.objects.filter(client_id="bench-client").first() or App.objects.create(
         client_id="bench-client",
         organization=organization,

@@ -161,6 +161,9 @@ else:
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 RATELIMIT_USE_CACHE = "default"
+# The API's quotas (api/ratelimit.py), from each organization's tier. Off only where a test suite
+# exercises other things; the rate-limit tests turn them on.
+RATE_LIMITS = env_bool("RATE_LIMITS", default=True)
 # Seconds a resolved bearer token is kept in the shared cache (partners/token_cache.py); only a
 # cache every process shares can be told at once that a token was revoked.
 TOKEN_CACHE_SECONDS = int(os.environ.get("TOKEN_CACHE_SECONDS", "60" if REDIS_URL else "0"))

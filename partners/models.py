@@ -11,6 +11,7 @@ from django.urls import reverse
 from oauth2_provider.models import AbstractApplication
 
 from partners.tiers import ENDPOINT_GROUPS
+from partners.validators import validate_rate_quota_overrides
 
 
 class UserManager(BaseUserManager):
@@ -160,6 +161,13 @@ class Organization(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     suspension_reason = models.TextField(blank=True)
+    rate_quota_overrides = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_rate_quota_overrides],
+        help_text='Per endpoint group, windows that replace the tier\'s: {"fhir_read": {"per_day": 50000}}. '
+        "Applies from the next request.",
+    )
 
     # Evidence kept on the organization so the tier checklist can tell what is already done.
     security_questionnaire = models.JSONField(null=True, blank=True)

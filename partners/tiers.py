@@ -16,6 +16,22 @@ ENDPOINT_GROUPS = {
 
 # Quota windows, in seconds: a burst window, a per-minute window and a daily quota.
 QUOTA_WINDOWS = {"burst": 1, "per_minute": 60, "per_day": 86_400}
+# Within its organization's per-minute quota, one access token may use at most half, and all requests
+# about one patient (whichever app makes them) at most a quarter: one runaway client or one patient's
+# record never takes the whole organization's share. A group's quota may set these explicitly.
+TOKEN_SHARE = 0.5
+PATIENT_SHARE = 0.25
+
+
+def effective_quotas(tier_quotas: dict, overrides: dict, group: str) -> dict:
+    """The windows in force for ``group``: the tier's, with an organization's overrides on top."""
+    quotas = dict(tier_quotas.get(group) or {})
+    quotas.update((overrides or {}).get(group) or {})
+    per_minute = quotas.get("per_minute")
+    if per_minute:
+        quotas.setdefault("per_token_per_minute", max(1, int(per_minute * TOKEN_SHARE)))
+        quotas.setdefault("per_patient_per_minute", max(1, int(per_minute * PATIENT_SHARE)))
+    return quotas
 
 
 @dataclass(frozen=True)

@@ -157,3 +157,23 @@ def validate_jwks_url(url: str, *, allow_loopback_http: bool) -> str:
             + (" (http is allowed only for loopback addresses in development)." if allow_loopback_http else ".")
         )
     return url
+
+
+def validate_rate_quota_overrides(value) -> None:
+    """``{"<endpoint group>": {"<window>": <positive whole number>}}``, with the groups and windows the
+    tiers use (``partners.tiers``)."""
+    from partners.tiers import ENDPOINT_GROUPS, QUOTA_WINDOWS
+
+    windows = (*QUOTA_WINDOWS, "per_token_per_minute", "per_patient_per_minute")
+    if not isinstance(value, dict):
+        raise ValidationError('Give an object: {"fhir_read": {"per_day": 50000}}.')
+    for group, quotas in value.items():
+        if group not in ENDPOINT_GROUPS:
+            raise ValidationError(f"{group!r} is not an endpoint group; use one of {', '.join(ENDPOINT_GROUPS)}.")
+        if not isinstance(quotas, dict):
+            raise ValidationError(f"{group}: give an object of windows.")
+        for window, count in quotas.items():
+            if window not in windows:
+                raise ValidationError(f"{group}.{window} is not a window; use one of {', '.join(windows)}.")
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                raise ValidationError(f"{group}.{window} must be a whole number of requests, at least 1.")

@@ -27,6 +27,9 @@ def pytest_collection_modifyitems(config, items):
 def _public_base_url(settings):
     settings.PUBLIC_BASE_URL = "http://testserver"
     settings.ELIGIBILITY_PAYER_LATENCY_MS = 0
+    # Quotas are tested in tests/api/test_ratelimit.py; elsewhere a test's quick succession of
+    # requests is not what it is about.
+    settings.RATE_LIMITS = False
 
 
 @pytest.fixture(autouse=True)

@@ -136,6 +136,7 @@ class FhirView(ProtectedAPIView):
 @extend_schema(exclude=True)  # described by the CapabilityStatement at /fhir/r4/metadata
 class FhirReadView(FhirView):
     action = "read"
+    endpoint_group = "fhir_read"
 
     def get(self, request, resource_id: str):
         fhir_type = self.fhir_type
@@ -186,6 +187,7 @@ def _etags(header: str) -> set[str]:
 @extend_schema(exclude=True)  # described by the CapabilityStatement at /fhir/r4/metadata
 class FhirSearchView(FhirView):
     action = "search"
+    endpoint_group = "fhir_search"
 
     def get(self, request):
         fhir_type = self.fhir_type

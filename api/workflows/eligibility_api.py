@@ -101,7 +101,8 @@ class EligibilityView(ProtectedAPIView):
     """Shared by the eligibility endpoints of one version (``api_version``, given by ``versioned_views``)."""
 
     api_version = "v1"
-    endpoint_group = "eligibility"
+    # Checks are the costly, adaptive group; reading past checks is an ordinary read.
+    endpoint_group = {"GET": "fhir_read", "POST": "eligibility"}
 
     def represent(self, check) -> dict:
         return EligibilityCheckSerializer(check).data

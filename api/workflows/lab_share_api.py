@@ -87,7 +87,7 @@ class LabShareView(ProtectedAPIView):
     """Shared by the lab-share endpoints of one version (``api_version``, given by ``versioned_views``)."""
 
     api_version = "v1"
-    endpoint_group = "writes"
+    endpoint_group = {"GET": "fhir_read", "POST": "writes"}
 
     def represent(self, share) -> dict:
         return LabShareSerializer(share).data

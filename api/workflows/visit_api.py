@@ -133,7 +133,7 @@ class VisitView(ProtectedAPIView):
     """Shared by the visit endpoints of one version (``api_version``, given to ``as_view``)."""
 
     api_version = "v1"
-    endpoint_group = "writes"
+    endpoint_group = {"GET": "fhir_read", "POST": "writes"}
 
     @property
     def visit_serializer(self):

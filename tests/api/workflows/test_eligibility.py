@@ -2,7 +2,6 @@
 their consent to coverage, once per Idempotency-Key; in both API versions."""
 
 import pytest
-from django.urls import resolve
 
 from api.models import AccessEvent, Coverage, EligibilityCheck
 from api.workflows import eligibility
@@ -247,8 +246,3 @@ def test_revoked_consent_hides_the_checks(client):
     raw = make_token(app, "eligibility.read")  # a system token: the app itself
     assert get(client, V1, raw).json()["data"] == []
     problem(get(client, f"{V1}/{made['id']}", raw), 403, "consent_revoked")
-
-
-@pytest.mark.parametrize("url", [V1, f"{V1}/elig-1", V2, f"{V2}/elig-1"])
-def test_every_eligibility_view_is_in_the_eligibility_endpoint_group(url):
-    assert resolve(url).func.view_class.endpoint_group == "eligibility"
