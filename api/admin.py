@@ -10,12 +10,16 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
+from api import usage_presenters, usage_selectors
 from api.audit_export import ADMIN_COLUMNS, csv_response
-from api.models import RESOURCE_MODELS, AccessEvent, AuditBatch, Deprecation, Environment
+from api.models import RESOURCE_MODELS, AccessEvent, AuditBatch, Deprecation, Environment, UsageHour
+from partners.models import Organization
+from partners.tiers import ENDPOINT_GROUPS
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -192,3 +196,59 @@ class DeprecationAdmin(admin.ModelAdmin):
     @admin.display(description="state")
     def state(self, obj):
         return deprecation_state(obj, timezone.now())
+
+
+# --- API usage ---------------------------------------------------------------------------------
+
+
+class EndpointGroupFilter(FixedChoicesFilter):
+    title = "endpoint group"
+    parameter_name = "group"
+    options = tuple((group, group) for group in ENDPOINT_GROUPS)
+
+
+class StatusClassFilter(FixedChoicesFilter):
+    title = "status class"
+    parameter_name = "status_class"
+    options = tuple((klass, klass) for klass in usage_selectors.STATUS_CLASSES)
+
+
+@admin.register(UsageHour)
+class UsageHourAdmin(ReadOnlyAdmin):
+    """The rolled-up usage rows, one per app, endpoint group, status class, error code, policy and
+    hour; ``/admin/usage/`` (``usage_summary_view``) shows them summed across partners."""
+
+    list_display = ["hour", "organization", "app", "group", "status_class", "error_code", "policy", "count"]
+    list_display_links = None
+    list_filter = ["organization", "app", EndpointGroupFilter, StatusClassFilter]
+    list_select_related = ["organization", "app"]
+    date_hierarchy = "hour"
+    ordering = ["-hour"]
+    show_full_result_count = False
+    change_list_template = "admin/api/usagehour/change_list.html"
+
+
+def usage_summary_view(request):
+    """``/admin/usage/``: requests per hour, errors by code, 429s by policy across every partner and
+    the organizations that made the most requests today; ``?organization=<id>`` narrows it all to
+    one organization and adds its daily quotas. Staff who may view usage rows only."""
+    if not request.user.has_perm("api.view_usagehour"):
+        raise PermissionDenied
+    organization = None
+    if chosen := request.GET.get("organization"):
+        if not chosen.isdigit():
+            raise Http404("No such organization.")
+        organization = Organization.objects.select_related("tier").filter(pk=int(chosen)).first()
+        if organization is None:
+            raise Http404("No such organization.")
+    dashboard = usage_selectors.platform_dashboard(period=request.GET.get("range"), organization=organization)
+    context = {
+        **admin.site.each_context(request),
+        "title": f"API usage: {organization.name}" if organization else "API usage across partners",
+        "usage": dashboard,
+        "organization": organization,
+        "periods": usage_selectors.PERIODS.values(),
+        "chart": usage_presenters.requests_chart(dashboard),
+        "chart_description": usage_presenters.requests_description(dashboard),
+    }
+    return TemplateResponse(request, "admin/api/usage_summary.html", context)

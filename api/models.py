@@ -330,3 +330,6 @@ class Deprecation(models.Model):
 
     def __str__(self):
         return f"{self.path_prefix}: {self.title}"
+
+
+from api.usage_models import UsageHour  # noqa: E402,F401

@@ -195,4 +195,5 @@ def problem_response(request, problem: Problem) -> HttpResponse:
     )
     for header, value in problem.headers.items():
         response[header] = value
+    response.problem_code = problem.code  # for the usage counters (api.usage)
     return response

@@ -18,3 +18,20 @@ def purge_expired_idempotency_keys() -> int:
     from api.idempotency import purge_expired
 
     return purge_expired()
+
+
+@shared_task
+def rollup_usage() -> int:
+    """Every 5 minutes: copy the usage counters of every pending hour (and the current one, so far)
+    into ``UsageHour``, setting each row to its total. Safe to rerun or overlap. Returns rows written."""
+    from api.usage import rollup
+
+    return rollup()
+
+
+@shared_task
+def purge_old_usage() -> int:
+    """Daily: delete usage rows older than 13 months. Returns how many were deleted."""
+    from api.usage import purge_older_than
+
+    return purge_older_than()

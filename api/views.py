@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from api import ratelimit
+from api import ratelimit, usage
 from api.authentication import BearerTokenAuthentication
 from api.permissions import API_PERMISSION_CLASSES, HasValidToken, describe_layers
 from api.problems import PROBLEM_CONTENT_TYPE
@@ -59,6 +59,16 @@ class ProtectedAPIView(APIView):
             for name, value in verdict.headers().items():
                 if not response.has_header(name):
                     response[name] = value
+        context = getattr(request, "auth_context", None)
+        if context is not None:
+            usage.record(
+                app_id=context.app.pk,
+                organization_id=context.organization.pk,
+                group=self.get_endpoint_group(request),
+                status=response.status_code,
+                error_code=getattr(response, "problem_code", None),
+                policy=verdict.violated[0].name if verdict is not None and verdict.violated else None,
+            )
         return response
 
 

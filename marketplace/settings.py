@@ -190,7 +190,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expire_seconds": 50},  # django-celery-beat's name for apply_async's expires
     },
     "purge-expired-idempotency-keys": {"task": "api.tasks.purge_expired_idempotency_keys", "schedule": 3600.0},
+    # Usage counters (api/usage.py) into UsageHour rows; a rerun sets the same totals, never adds.
+    "rollup-usage": {"task": "api.tasks.rollup_usage", "schedule": 300.0, "options": {"expire_seconds": 240}},
+    "purge-old-usage": {"task": "api.tasks.purge_old_usage", "schedule": 86400.0},
 }
+# Seconds a process keeps usage counts before sending them to the shared counters in one round trip.
+USAGE_FLUSH_SECONDS = float(os.environ.get("USAGE_FLUSH_SECONDS", "2"))
 # Idempotency-Key (api/idempotency.py): how long a key names its operation, and after how long a
 # first attempt that never finished (its process died) may be taken over by a retry.
 IDEMPOTENCY_KEY_HOURS = 24

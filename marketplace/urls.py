@@ -3,10 +3,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from api.admin import usage_summary_view
 from consent.views import ConsentAuthorizationView
 from marketplace import views
 
 urlpatterns = [
+    path("admin/usage/", admin.site.admin_view(usage_summary_view), name="admin-usage"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -23,6 +23,7 @@ urlpatterns = [
     path("apps/<int:pk>/rotate-secret/", views.app_rotate_secret, name="app-rotate-secret"),
     path("apps/<int:pk>/keys/", views.app_keys, name="app-keys"),
     path("apps/<int:pk>/access-log/", views.app_access_log, name="app-access-log"),
+    path("apps/<int:pk>/usage/", views.app_usage, name="app-usage"),
     # Tiers
     path("tiers/", views.tiers, name="tiers"),
     path("tiers/request/", views.upgrade_request, name="upgrade-request"),

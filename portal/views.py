@@ -25,7 +25,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_ratelimit.decorators import ratelimit
 
-from api import audit_selectors
+from api import audit_selectors, usage_presenters, usage_selectors
 from api.audit_export import PARTNER_COLUMNS, csv_response
 from partners import selectors, services
 from partners.exceptions import InvalidState, NotPermitted, TierLimitReached
@@ -630,6 +630,26 @@ def app_access_log(request, pk):
         return csv_response(events, filename=filename, columns=PARTNER_COLUMNS)
     context["page"] = Paginator(events, ACCESS_LOG_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "portal/app_access_log.html", context)
+
+
+@login_required
+def app_usage(request, pk):
+    """The app's API usage: requests per hour by status class (``?range=24h`` or ``7d``), errors by
+    code, 429s by policy, and its organization's daily quotas today with when each runs out."""
+    app = _app_or_404(request, pk)
+    dashboard = usage_selectors.app_dashboard(app=app, period=request.GET.get("range"))
+    return render(
+        request,
+        "portal/app_usage.html",
+        {
+            "app": app,
+            "organization": app.organization,
+            "usage": dashboard,
+            "periods": usage_selectors.PERIODS.values(),
+            "chart": usage_presenters.requests_chart(dashboard),
+            "chart_description": usage_presenters.requests_description(dashboard),
+        },
+    )
 
 
 # --- Tiers -----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ def _public_base_url(settings):
     # Quotas are tested in tests/api/test_ratelimit.py; elsewhere a test's quick succession of
     # requests is not what it is about.
     settings.RATE_LIMITS = False
+    settings.USAGE_FLUSH_SECONDS = 0  # every count straight to the counters, for the usage tests
 
 
 @pytest.fixture(autouse=True)

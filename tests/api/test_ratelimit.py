@@ -185,3 +185,19 @@ def test_many_threads_hammering_one_quota_admit_exactly_the_quota(settings):
         thread.join()
     assert len(admitted) == 200
     assert admitted.count(True) == 37
+
+
+def test_every_response_is_counted_for_the_dashboards_with_the_policy_that_refused(client, reader):
+    from api import usage
+    from api.usage_models import UsageHour
+
+    app, raw = reader
+    app.organization.rate_quota_overrides = {"fhir_read": {"burst": 1}}
+    app.organization.save()
+    assert [read(client, raw).status_code for _ in range(2)] == [200, 429]
+    usage.rollup()
+    rows = {
+        (row.group, row.status_class, row.error_code, row.policy): row.count
+        for row in UsageHour.objects.filter(app=app)
+    }
+    assert rows == {("fhir_read", "2xx", "", ""): 1, ("fhir_read", "4xx", "rate_limited", "org-fhir_read-second"): 1}
