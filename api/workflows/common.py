@@ -29,6 +29,12 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 )
 
 
+def created(request, resource_id: str, body: dict) -> Response:
+    """201 with ``Location`` naming the new record under the collection the request was posted to."""
+    location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{resource_id}")
+    return Response(body, status=201, headers={"Location": location, **NO_STORE})
+
+
 def new_id(prefix: str) -> str:
     """An opaque identifier that says what it names: ``visit-3f9c...``, ``share-...``."""
     return f"{prefix}-{secrets.token_hex(10)}"

@@ -19,7 +19,15 @@ from api.problems import Problem
 from api.serializers import PatientReferenceSerializer
 from api.views import ProtectedAPIView, problem_responses, versioned_schema
 from api.workflows import eligibility
-from api.workflows.common import IDEMPOTENCY_PARAMETER, NO_STORE, checked_access, paginate, reference_id, validated
+from api.workflows.common import (
+    IDEMPOTENCY_PARAMETER,
+    NO_STORE,
+    checked_access,
+    created,
+    paginate,
+    reference_id,
+    validated,
+)
 
 WRITE_ERRORS = (400, 401, 403, 404, 405, 406, 409, 410, 413, 415, 422, 429, 500)
 READ_ERRORS = (400, 401, 403, 404, 405, 406, 410, 429, 500)
@@ -177,8 +185,7 @@ class EligibilityCollectionView(EligibilityView):
 
         def check():
             made = eligibility.eligibility_check(request, context=context, wanted=wanted, grant_id=decision.grant_id)
-            location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{made.id}")
-            return Response(self.represent(made), status=201, headers={"Location": location, **NO_STORE})
+            return created(request, made.id, self.represent(made))
 
         return idempotent(request, check)
 

@@ -22,6 +22,7 @@ from api.workflows.common import (
     IDEMPOTENCY_PARAMETER,
     NO_STORE,
     checked_access,
+    created,
     paginate,
     reference_id,
     validated,
@@ -212,8 +213,7 @@ class VisitCollectionView(VisitView):
 
         def book():
             visit = visits.visit_schedule(request, context=context, wanted=wanted, grant_id=decision.grant_id)
-            location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{visit.id}")
-            return Response(self.represent(visit), status=201, headers={"Location": location, **NO_STORE})
+            return created(request, visit.id, self.represent(visit))
 
         return idempotent(request, book)
 
