@@ -5,6 +5,7 @@ import secrets
 from django.core import signing
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
@@ -27,6 +28,35 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     description="A unique value per operation (a UUID). A retry with the same key and body returns the first "
     "result; the same key with another body is refused (422). Keys expire after 24 hours.",
 )
+
+
+# What the workflow endpoints document as application/problem+json.
+WRITE_ERRORS = (400, 401, 403, 404, 405, 406, 409, 410, 413, 415, 422, 429, 500)
+READ_ERRORS = (400, 401, 403, 404, 405, 406, 410, 429, 500)
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", int, description="1 to 100; default 20."),
+    OpenApiParameter("cursor", str, description="From the previous page's next_cursor."),
+]
+
+
+def operation(version: str, name: str, tag: str, **kwargs):
+    """The OpenAPI description of one version's copy of a shared handler: operation id ``<name>_<version>``."""
+    from api.views import versioned_schema
+
+    return versioned_schema(operation_id=f"{name}_{version}", tags=[tag], **kwargs)
+
+
+def page_serializer(name: str, item_serializer) -> type:
+    """The OpenAPI shape of ``paginate``'s answer for a list of ``item_serializer``."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "data": item_serializer(many=True),
+            "next_cursor": serializers.CharField(allow_null=True, help_text="Pass as ?cursor= for the next page."),
+            "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last."),
+        },
+    )
 
 
 def created(request, resource_id: str, body: dict) -> Response:

@@ -17,20 +17,23 @@ from api.idempotency import idempotent
 from api.permissions import auth_context
 from api.problems import Problem
 from api.serializers import PatientReferenceSerializer
-from api.views import ProtectedAPIView, problem_responses, versioned_schema
+from api.views import ProtectedAPIView, problem_responses
 from api.workflows import eligibility
 from api.workflows.common import (
     IDEMPOTENCY_PARAMETER,
     NO_STORE,
+    PAGE_PARAMETERS,
+    READ_ERRORS,
+    WRITE_ERRORS,
     checked_access,
     created,
+    operation,
+    page_serializer,
     paginate,
     reference_id,
     validated,
 )
 
-WRITE_ERRORS = (400, 401, 403, 404, 405, 406, 409, 410, 413, 415, 422, 429, 500)
-READ_ERRORS = (400, 401, 403, 404, 405, 406, 410, 429, 500)
 SERVICE_TYPE_HELP = "; ".join(f"{key}: {label}" for key, label in eligibility.SERVICE_TYPES.items())
 
 
@@ -215,45 +218,33 @@ class EligibilityDetailView(EligibilityView):
         return Response(self.represent(check), headers=NO_STORE)
 
 
-def _schema(version: str, **kwargs):
-    """``extend_schema`` for one version's operation: its operation id and tag."""
-    return versioned_schema(operation_id=f"{kwargs.pop('operation')}_{version}", tags=["eligibility-checks"], **kwargs)
-
-
 def versioned_views(version: str) -> dict:
     """The eligibility views of ``version``, each with its OpenAPI description, for the URL conf."""
     suffix = version.upper()
-    list_serializer = type(
-        f"EligibilityCheckList{suffix}",
-        (serializers.Serializer,),
-        {
-            "data": EligibilityCheckSerializer(many=True),
-            "next_cursor": serializers.CharField(allow_null=True, help_text="Pass as ?cursor= for the next page."),
-            "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last."),
-        },
-    )
+    list_serializer = page_serializer(f"EligibilityCheckList{suffix}", EligibilityCheckSerializer)
     collection = type(
         f"EligibilityCollection{suffix}View",
         (EligibilityCollectionView,),
         {
             "api_version": version,
-            "get": _schema(
+            "get": operation(
                 version,
-                operation="eligibility_checks_list",
+                "eligibility_checks_list",
+                "eligibility-checks",
                 summary="The eligibility checks this app ran",
                 description="Newest first, paged by cursor (?limit=1..100, default 20). Filter by ?patient=. A "
                 "patient token sees its own patient's checks; checks of patients who withdrew their consent to "
                 "coverage are left out. Needs `eligibility.read`.",
                 parameters=[
                     OpenApiParameter("patient", str, description="Patient/<id>."),
-                    OpenApiParameter("limit", int, description="1 to 100; default 20."),
-                    OpenApiParameter("cursor", str, description="From the previous page's next_cursor."),
+                    *PAGE_PARAMETERS,
                 ],
                 responses={200: list_serializer, **problem_responses(*READ_ERRORS)},
             )(EligibilityCollectionView.get),
-            "post": _schema(
+            "post": operation(
                 version,
-                operation="eligibility_checks_create",
+                "eligibility_checks_create",
+                "eligibility-checks",
                 summary="Check a patient's eligibility with their payer",
                 description="Asks the payer of the patient's coverage (the one named, or the patient's active one) "
                 "whether it covers the service type, and records the answer: eligible (with plan and cost "
@@ -275,9 +266,10 @@ def versioned_views(version: str) -> dict:
         (EligibilityDetailView,),
         {
             "api_version": version,
-            "get": _schema(
+            "get": operation(
                 version,
-                operation="eligibility_checks_read",
+                "eligibility_checks_read",
+                "eligibility-checks",
                 summary="One eligibility check this app ran",
                 description="Needs `eligibility.read` and the patient's consent to coverage. Another app's check "
                 "is not found (404).",

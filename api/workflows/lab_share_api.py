@@ -14,12 +14,21 @@ from api.idempotency import idempotent
 from api.permissions import auth_context
 from api.problems import Problem
 from api.serializers import PatientReferenceSerializer
-from api.views import ProtectedAPIView, problem_responses, versioned_schema
+from api.views import ProtectedAPIView, problem_responses
 from api.workflows import lab_shares
-from api.workflows.common import IDEMPOTENCY_PARAMETER, NO_STORE, checked_access, paginate, reference_id, validated
-
-WRITE_ERRORS = (400, 401, 403, 404, 405, 406, 409, 410, 413, 415, 422, 429, 500)
-READ_ERRORS = (400, 401, 403, 404, 405, 406, 410, 429, 500)
+from api.workflows.common import (
+    IDEMPOTENCY_PARAMETER,
+    NO_STORE,
+    PAGE_PARAMETERS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    checked_access,
+    operation,
+    page_serializer,
+    paginate,
+    reference_id,
+    validated,
+)
 
 
 class LabShareCreateSerializer(serializers.Serializer):
@@ -183,31 +192,19 @@ class LabShareRevokeView(LabShareView):
         return idempotent(request, revoke)
 
 
-def _schema(version: str, **kwargs):
-    """``extend_schema`` for one version's operation: its operation id and tag."""
-    return versioned_schema(operation_id=f"{kwargs.pop('operation')}_{version}", tags=["lab-results"], **kwargs)
-
-
 def versioned_views(version: str) -> dict:
     """The lab-share views of ``version``, each with its OpenAPI description, for the URL conf."""
     suffix = version.upper()
-    list_serializer = type(
-        f"LabShareList{suffix}",
-        (serializers.Serializer,),
-        {
-            "data": LabShareSerializer(many=True),
-            "next_cursor": serializers.CharField(allow_null=True, help_text="Pass as ?cursor= for the next page."),
-            "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last."),
-        },
-    )
+    list_serializer = page_serializer(f"LabShareList{suffix}", LabShareSerializer)
     create = type(
         f"LabShareCreate{suffix}View",
         (LabShareCreateView,),
         {
             "api_version": version,
-            "post": _schema(
+            "post": operation(
                 version,
-                operation="lab_shares_create",
+                "lab_shares_create",
+                "lab-results",
                 summary="Share a lab result with another organization",
                 description="Shares one laboratory Observation of your app's environment with another active "
                 "partner organization (`recipient`, its slug) until `expires_at` (at most 365 days ahead). "
@@ -231,9 +228,10 @@ def versioned_views(version: str) -> dict:
         (LabShareCollectionView,),
         {
             "api_version": version,
-            "get": _schema(
+            "get": operation(
                 version,
-                operation="lab_shares_list",
+                "lab_shares_list",
+                "lab-results",
                 summary="The lab-result shares this app made",
                 description="Newest first, paged by cursor (?limit=1..100, default 20). Filter by ?observation= "
                 "and ?status=active|revoked|expired. A patient token sees its own patient's shares. Needs "
@@ -242,8 +240,7 @@ def versioned_views(version: str) -> dict:
                 parameters=[
                     OpenApiParameter("observation", str, description="Observation/<id>."),
                     OpenApiParameter("status", str, enum=list(lab_shares.STATUSES)),
-                    OpenApiParameter("limit", int, description="1 to 100; default 20."),
-                    OpenApiParameter("cursor", str, description="From the previous page's next_cursor."),
+                    *PAGE_PARAMETERS,
                 ],
                 responses={200: list_serializer, **problem_responses(*READ_ERRORS)},
             )(LabShareCollectionView.get),
@@ -254,9 +251,10 @@ def versioned_views(version: str) -> dict:
         (LabShareDetailView,),
         {
             "api_version": version,
-            "get": _schema(
+            "get": operation(
                 version,
-                operation="lab_shares_read",
+                "lab_shares_read",
+                "lab-results",
                 summary="One lab-result share this app made",
                 description="With `consent_active`: whether the patient's consent to lab results still stands. "
                 "Needs `lab_results.read`. Another app's share is not found (404).",
@@ -269,9 +267,10 @@ def versioned_views(version: str) -> dict:
         (LabShareRevokeView,),
         {
             "api_version": version,
-            "post": _schema(
+            "post": operation(
                 version,
-                operation="lab_shares_revoke",
+                "lab_shares_revoke",
+                "lab-results",
                 summary="End a lab-result share early",
                 description="Only an active share can be revoked (409 share_not_revocable when it is revoked or "
                 "expired already). Needs `lab_results.share`, write access in the tier and an Idempotency-Key; "

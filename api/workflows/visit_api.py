@@ -16,21 +16,24 @@ from api.idempotency import idempotent
 from api.permissions import auth_context
 from api.problems import Problem
 from api.serializers import PatientReferenceSerializer
-from api.views import ProtectedAPIView, problem_responses, versioned_schema
+from api.views import ProtectedAPIView, problem_responses
 from api.workflows import visits
 from api.workflows.common import (
     IDEMPOTENCY_PARAMETER,
     NO_STORE,
+    PAGE_PARAMETERS,
+    READ_ERRORS,
+    WRITE_ERRORS,
     checked_access,
     created,
+    operation,
+    page_serializer,
     paginate,
     reference_id,
     validated,
 )
 
 DATA_CLASS = "appointments"
-WRITE_ERRORS = (400, 401, 403, 404, 405, 406, 409, 410, 413, 415, 422, 429, 500)
-READ_ERRORS = (400, 401, 403, 404, 405, 406, 410, 429, 500)
 
 
 class VisitCreateSerializer(serializers.Serializer):
@@ -151,11 +154,6 @@ class VisitView(ProtectedAPIView):
         return visit
 
 
-def _schema(version: str, **kwargs):
-    """``extend_schema`` for one version's operation: its serializer and its operation id."""
-    return versioned_schema(operation_id=f"{kwargs.pop('operation')}_{version}", tags=["visits"], **kwargs)
-
-
 class VisitCollectionView(VisitView):
     required_scopes = {"GET": ["appointments.read"], "POST": ["appointments.write"]}
 
@@ -272,23 +270,16 @@ class VisitCancelView(VisitView):
 def versioned_views(version: str) -> dict:
     """The visit views of ``version``, each with its OpenAPI description, for the URL conf."""
     serializer = SERIALIZERS[version]
-    list_serializer = type(
-        f"VisitList{version.upper()}",
-        (serializers.Serializer,),
-        {
-            "data": serializer(many=True),
-            "next_cursor": serializers.CharField(allow_null=True, help_text="Pass as ?cursor= for the next page."),
-            "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last."),
-        },
-    )
+    list_serializer = page_serializer(f"VisitList{version.upper()}", serializer)
     collection = type(
         f"VisitCollection{version.upper()}View",
         (VisitCollectionView,),
         {
             "api_version": version,
-            "get": _schema(
+            "get": operation(
                 version,
-                operation="visits_list",
+                "visits_list",
+                "visits",
                 summary="The visits this app booked",
                 description="Newest first, paged by cursor (?limit=1..100, default 20). Filter by ?patient= and "
                 "?status=booked|cancelled. A patient token sees its own patient's visits. Needs "
@@ -296,14 +287,14 @@ def versioned_views(version: str) -> dict:
                 parameters=[
                     OpenApiParameter("patient", str, description="Patient/<id>."),
                     OpenApiParameter("status", str, enum=[visits.BOOKED, visits.CANCELLED]),
-                    OpenApiParameter("limit", int, description="1 to 100; default 20."),
-                    OpenApiParameter("cursor", str, description="From the previous page's next_cursor."),
+                    *PAGE_PARAMETERS,
                 ],
                 responses={200: list_serializer, **problem_responses(*READ_ERRORS)},
             )(VisitCollectionView.get),
-            "post": _schema(
+            "post": operation(
                 version,
-                operation="visits_schedule",
+                "visits_schedule",
+                "visits",
                 summary="Schedule a visit in a free slot",
                 description="The slot becomes busy and the visit a booked FHIR Appointment, in one transaction. "
                 "409 slot_unavailable when the slot was taken meanwhile. Needs `appointments.write`, write "
@@ -322,9 +313,10 @@ def versioned_views(version: str) -> dict:
         (VisitDetailView,),
         {
             "api_version": version,
-            "get": _schema(
+            "get": operation(
                 version,
-                operation="visits_read",
+                "visits_read",
+                "visits",
                 summary="One visit this app booked",
                 responses={200: serializer, **problem_responses(*READ_ERRORS)},
             )(VisitDetailView.get),
@@ -335,9 +327,10 @@ def versioned_views(version: str) -> dict:
         (VisitCancelView,),
         {
             "api_version": version,
-            "post": _schema(
+            "post": operation(
                 version,
-                operation="visits_cancel",
+                "visits_cancel",
+                "visits",
                 summary="Cancel a visit and free its slot",
                 description="Only a booked visit that has not started can be cancelled (409 visit_not_cancellable "
                 "otherwise). Needs `appointments.write`, write access in the tier and an Idempotency-Key.",
