@@ -31,6 +31,7 @@ from partners.tiers import QUOTA_WINDOWS, effective_quotas
 
 KEY_PREFIX = "rl:"
 WINDOW_NAMES = {"burst": "second", "per_minute": "minute", "per_day": "day"}
+WINDOW_LABELS = {QUOTA_WINDOWS[window]: name for window, name in WINDOW_NAMES.items()}  # seconds -> name
 
 # KEYS: the counters; ARGV: for each counter, its quota then its window in seconds. Refuses without
 # touching anything when any counter is full, returning {0, every counter's use}; otherwise increments
@@ -179,12 +180,8 @@ def refusal(verdict: Verdict, request) -> Problem:
     first = verdict.violated[0]
     return Problem(
         "rate_limited",
-        f"The {first.name} quota ({first.quota} requests per {_window_label(first.window)}) is used up; "
+        f"The {first.name} quota ({first.quota} requests per {WINDOW_LABELS[first.window]}) is used up; "
         f"it resets in {verdict.retry_after()} s.",
         headers=verdict.headers(),
         **{"violated-policies": names, "retry_after": verdict.retry_after()},
     )
-
-
-def _window_label(seconds: int) -> str:
-    return {1: "second", 60: "minute", 86_400: "day"}.get(seconds, f"{seconds} s")

@@ -107,23 +107,20 @@ def _observation_columns(body: dict) -> dict:
     }
 
 
+def _participant(body: dict, resource_type: str) -> dict | None:
+    """The first participant of an Appointment that is a ``resource_type``."""
+    return next(
+        (
+            p["actor"]
+            for p in body.get("participant", [])
+            if p.get("actor", {}).get("reference", "").startswith(f"{resource_type}/")
+        ),
+        None,
+    )
+
+
 def _appointment_columns(body: dict) -> dict:
-    patient = next(
-        (
-            p["actor"]
-            for p in body.get("participant", [])
-            if p.get("actor", {}).get("reference", "").startswith("Patient/")
-        ),
-        None,
-    )
-    practitioner = next(
-        (
-            p["actor"]
-            for p in body.get("participant", [])
-            if p.get("actor", {}).get("reference", "").startswith("Practitioner/")
-        ),
-        None,
-    )
+    patient, practitioner = _participant(body, "Patient"), _participant(body, "Practitioner")
     return {
         "patient_id": _reference_id(patient, "Patient"),
         "slot_id": _reference_id((body.get("slot") or [None])[0], "Slot"),

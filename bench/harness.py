@@ -26,10 +26,9 @@ PYTHON = sys.executable
 def unbounded_quotas() -> dict:
     """Rate-quota overrides under which a benchmark's organization is never refused: the limiter still
     counts every request (its cost is measured), its quotas just never bind."""
-    from partners.tiers import ENDPOINT_GROUPS
+    from partners.tiers import ENDPOINT_GROUPS, QUOTA_KEYS
 
-    windows = ("burst", "per_minute", "per_day", "per_token_per_minute", "per_patient_per_minute")
-    return {group: dict.fromkeys(windows, 10**12) for group in ENDPOINT_GROUPS}
+    return {group: dict.fromkeys(QUOTA_KEYS, 10**12) for group in ENDPOINT_GROUPS}
 
 
 def bench_env(**extra) -> dict:

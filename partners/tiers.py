@@ -21,6 +21,8 @@ QUOTA_WINDOWS = {"burst": 1, "per_minute": 60, "per_day": 86_400}
 # record never takes the whole organization's share. A group's quota may set these explicitly.
 TOKEN_SHARE = 0.5
 PATIENT_SHARE = 0.25
+# Every key a group's quota may set: the windows, and the token's and the patient's shares.
+QUOTA_KEYS = (*QUOTA_WINDOWS, "per_token_per_minute", "per_patient_per_minute")
 
 
 def effective_quotas(tier_quotas: dict, overrides: dict, group: str) -> dict:

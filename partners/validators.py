@@ -162,9 +162,9 @@ def validate_jwks_url(url: str, *, allow_loopback_http: bool) -> str:
 def validate_rate_quota_overrides(value) -> None:
     """``{"<endpoint group>": {"<window>": <positive whole number>}}``, with the groups and windows the
     tiers use (``partners.tiers``)."""
-    from partners.tiers import ENDPOINT_GROUPS, QUOTA_WINDOWS
+    from partners.tiers import ENDPOINT_GROUPS
+    from partners.tiers import QUOTA_KEYS as windows
 
-    windows = (*QUOTA_WINDOWS, "per_token_per_minute", "per_patient_per_minute")
     if not isinstance(value, dict):
         raise ValidationError('Give an object: {"fhir_read": {"per_day": 50000}}.')
     for group, quotas in value.items():

@@ -13,6 +13,7 @@ from api.audit import record_access
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.permissions import require_data_access
 from api.problems import Problem
+from api.views import versioned_schema
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -41,8 +42,6 @@ PAGE_PARAMETERS = [
 
 def operation(version: str, name: str, tag: str, **kwargs):
     """The OpenAPI description of one version's copy of a shared handler: operation id ``<name>_<version>``."""
-    from api.views import versioned_schema
-
     return versioned_schema(operation_id=f"{name}_{version}", tags=[tag], **kwargs)
 
 
