@@ -6,6 +6,7 @@ The filters offer fixed choices rather than Django's default "every value in the
 would scan the whole (unbounded) table on each page.
 """
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
@@ -17,7 +18,15 @@ from django.utils import timezone
 
 from api import usage_presenters, usage_selectors
 from api.audit_export import ADMIN_COLUMNS, csv_response
-from api.models import RESOURCE_MODELS, AccessEvent, AuditBatch, Deprecation, Environment, UsageHour
+from api.models import (
+    RESOURCE_MODELS,
+    AccessEvent,
+    AdaptiveLimitChange,
+    AuditBatch,
+    Deprecation,
+    Environment,
+    UsageHour,
+)
 from partners.models import Organization
 from partners.tiers import ENDPOINT_GROUPS
 
@@ -228,10 +237,70 @@ class UsageHourAdmin(ReadOnlyAdmin):
     change_list_template = "admin/api/usagehour/change_list.html"
 
 
+class AdaptiveGroupFilter(FixedChoicesFilter):
+    title = "endpoint group"
+    parameter_name = "group"
+
+    def lookups(self, request, model_admin):
+        return [(group, group) for group in settings.ADAPTIVE_GROUPS]
+
+
+class AdaptiveKindFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [("group", "Group tightened"), ("app", "App capped alone")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "group":
+            return queryset.filter(app__isnull=True)
+        if self.value() == "app":
+            return queryset.filter(app__isnull=False)
+        return queryset
+
+
+class InForceFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "in_force"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "In force"), ("no", "Ended")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(ended_at__isnull=self.value() == "yes")
+        return queryset
+
+
+@admin.register(AdaptiveLimitChange)
+class AdaptiveLimitChangeAdmin(ReadOnlyAdmin):
+    """The history of the adaptive limits (``api.adaptive``): each stretch a group's quotas were
+    tightened or an app was capped alone, with why. Written by the evaluation alone, so read-only."""
+
+    list_display = ["started_at", "ended_at", "group", "limit", "app", "organization", "reason"]
+    list_display_links = ["started_at"]
+    list_filter = [InForceFilter, AdaptiveKindFilter, AdaptiveGroupFilter]
+    list_select_related = ["app__organization"]
+    search_fields = ["app__name", "app__organization__name"]
+    date_hierarchy = "started_at"
+    ordering = ["-started_at", "-id"]
+    readonly_fields = ["group", "app", "factor", "app_cap", "reason", "signals", "started_at", "ended_at"]
+
+    @admin.display(description="limit")
+    def limit(self, obj):
+        return f"capped at {obj.app_cap:,} a minute" if obj.app_id else f"{obj.factor:.0%} of quotas"
+
+    @admin.display(description="organization", ordering="app__organization__name")
+    def organization(self, obj):
+        return obj.app.organization if obj.app_id else "every partner"
+
+
 def usage_summary_view(request):
-    """``/admin/usage/``: requests per hour, errors by code, 429s by policy across every partner and
-    the organizations that made the most requests today; ``?organization=<id>`` narrows it all to
-    one organization and adds its daily quotas. Staff who may view usage rows only."""
+    """``/admin/usage/``: requests per hour, errors by code, 429s by policy across every partner, the
+    organizations that made the most requests today and the adaptive limits in force;
+    ``?organization=<id>`` narrows it all to one organization and adds its daily quotas. Staff who may
+    view usage rows only."""
     if not request.user.has_perm("api.view_usagehour"):
         raise PermissionDenied
     organization = None

@@ -20,6 +20,7 @@ from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 
+from api import ratelimit
 from api.problems import Problem, bearer_challenge
 from consent import access_cache
 from partners.oauth import token_checksum, token_patient_id
@@ -100,6 +101,14 @@ def invalid_token(description: str) -> Problem:
     )
 
 
+def _quota_plan(request) -> ratelimit.Plan | None:
+    """A plan to count the request against its rate quotas along with the token, when its view is
+    rate limited (``ProtectedAPIView.rate_limited_group``)."""
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    group = view.rate_limited_group(request) if hasattr(view, "rate_limited_group") else None
+    return ratelimit.Plan(group) if group else None
+
+
 class BearerTokenAuthentication(BaseAuthentication):
     """DRF authentication by OAuth 2.0 bearer token (RFC 6750), header only.
 
@@ -125,7 +134,9 @@ class BearerTokenAuthentication(BaseAuthentication):
         checksum = token_checksum(raw_token)
         subject = _TOKEN_SUBJECTS.get(checksum)
         also = access_cache.keys(app_id=subject[0], patient_id=subject[1]) if subject else ()
-        access_token, found = access_token_with(checksum, also)
+        plan = _quota_plan(request)
+        counters_for = (lambda token: plan.counters_for(token, build_auth_context(token))) if plan else None
+        access_token, found, admission = access_token_with(checksum, also, counters_for)
         if access_token is None:
             raise invalid_token("The access token is unknown: it was never issued here, or it was revoked.")
         if access_token.is_expired():
@@ -136,7 +147,11 @@ class BearerTokenAuthentication(BaseAuthentication):
         if user is not None and not user.is_active:
             raise invalid_token("The account the access token was issued for is deactivated.")
 
-        context = build_auth_context(access_token)
+        if admission is not None:
+            context = plan.context  # built from this very token by counters_for
+            getattr(request, "_request", request).rate_verdict = plan.verdict(admission)
+        else:
+            context = build_auth_context(access_token)
         if context.patient_id and access_cache.enabled():
             current = (context.app.pk, context.patient_id)
             if subject == current and found is not None:

@@ -166,13 +166,16 @@ ERRORS: dict[str, ErrorCode] = {
             fhir_issue="security",
         ),
         ErrorCode(
-            code="rate_limited",
+            code="quota_exceeded",
             status=429,
             title="Too many requests",
             layer="policy",
             explanation=(
-                "The app exceeded one of its rate quotas (per second, per minute or per day, per "
-                "endpoint group). Quotas come from the organization's tier."
+                "A rate quota of the request's endpoint group is used up: the organization's burst, "
+                "minute or day, the token's or the patient's share of the minute, or an adaptive limit "
+                "in force on a high-cost group; at the token endpoint, the client's or the IP address's "
+                "quota, or too many failed attempts from the address. The violated-policies member names "
+                "which; quotas come from the organization's tier."
             ),
             fix=(
                 "Wait the number of seconds in the Retry-After header before retrying, and spread "
@@ -446,7 +449,7 @@ STATUS_CODES = {
     413: "payload_too_large",
     410: "endpoint_retired",
     415: "unsupported_media_type",
-    429: "rate_limited",
+    429: "quota_exceeded",
     500: "server_error",
     503: "service_unavailable",
 }

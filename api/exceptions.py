@@ -10,6 +10,7 @@ import math
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
+from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
@@ -81,6 +82,10 @@ def to_problem(exc, view=None) -> Problem | None:
         return exc
     if isinstance(exc, Http404):
         return Problem("not_found", "Nothing was found at this address.")
+    if isinstance(exc, Ratelimited):  # django-ratelimit's refusal is a PermissionDenied: never a 403
+        return Problem(
+            "quota_exceeded", "Too many requests from this caller; slow down.", headers={"Retry-After": "60"}
+        )
     if isinstance(exc, DjangoPermissionDenied):
         return Problem("forbidden", str(exc) or None)
     if isinstance(exc, RequestDataTooBig):
@@ -119,7 +124,7 @@ def to_problem(exc, view=None) -> Problem | None:
         if exc.wait is not None:
             headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
             extra["retry_after"] = int(headers["Retry-After"])
-        return Problem("rate_limited", detail, headers=headers, **extra)
+        return Problem("quota_exceeded", detail, headers=headers, **extra)
     if isinstance(exc, exceptions.NotFound):
         return Problem("not_found", detail)
     if isinstance(exc, exceptions.PermissionDenied):

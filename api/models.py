@@ -332,4 +332,5 @@ class Deprecation(models.Model):
         return f"{self.path_prefix}: {self.title}"
 
 
+from api.adaptive_models import AdaptiveLimitChange  # noqa: E402,F401
 from api.usage_models import UsageHour  # noqa: E402,F401

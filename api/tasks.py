@@ -35,3 +35,12 @@ def purge_old_usage() -> int:
     from api.usage import purge_older_than
 
     return purge_older_than()
+
+
+@shared_task
+def evaluate_adaptive_limits() -> int:
+    """Every 10 seconds: tighten or loosen the adaptive groups' limits from their last window, cap or
+    free apps far above their usual rate. Returns how many limits started or ended."""
+    from api.adaptive import evaluate
+
+    return evaluate()

@@ -3,19 +3,22 @@
 An hour the rollup may not have finished (the current one, the previous one, and any still in the
 pending set) is read from the live counters (``api.usage``), which are its truth; every other hour
 from the rolled-up ``UsageHour`` table. A dashboard is therefore as fresh as its page load. Times
-are UTC throughout, like the daily quotas, which reset at 00:00 UTC (``api.ratelimit``).
+are UTC throughout, like the daily quotas, which reset at 00:00 UTC (``api.ratelimit``). The adaptive
+limits in force (``api.adaptive``) are read as the rate limiter holds them at the page load.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from django.db.models import Sum
 from django.utils import timezone
 
-from api import errors, usage
+from api import adaptive, errors, ratelimit, usage
+from api.adaptive_models import AdaptiveLimitChange
 from api.usage_models import UsageHour
 from partners.models import App, Organization
-from partners.tiers import ENDPOINT_GROUPS
+from partners.tiers import ENDPOINT_GROUPS, effective_quotas
 
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 HOUR = timedelta(hours=1)
@@ -23,6 +26,10 @@ HOUR = timedelta(hours=1)
 # tier or partner-type policy, or the rate limit itself) consume no quota (api/ratelimit.py).
 QUOTA_FREE_LAYERS = frozenset({"token", "scope", "policy"})
 TOP_ORGANIZATIONS = 20
+
+# The 429 problem codes: quota_exceeded, and rate_limited as it was called until 2026-11-25 (its rows
+# stay in the 13 months of history).
+REFUSAL_CODES = ("quota_exceeded", "rate_limited")
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,58 @@ class OrganizationUsage:
     rate_limited: int
 
 
+@dataclass(frozen=True)
+class CappedApp:
+    app: App | None  # None: deleted since it was capped
+    app_id: int
+    cap: int
+    explanation: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class AdaptiveLimitNow:
+    """An adaptive group's limits as the rate limiter holds them now."""
+
+    group: str
+    label: str
+    factor: float
+    explanation: str  # the group's and, on an app's page, its cap's
+    signals: dict  # the last window measured (``api.adaptive.Signals.summary``)
+    evaluated_at: datetime | None
+    per_minute: int | None = None  # the organization's per-minute quota as configured; None across partners
+    effective_per_minute: int | None = None  # the same, as tightened now
+    app_cap: int | None = None  # on an app's page: its own cap
+    capped_apps: list[CappedApp] = field(default_factory=list)  # on the admin's page
+
+    @property
+    def percent(self) -> int:
+        return round(self.factor * 100)
+
+    @property
+    def tightened(self) -> bool:
+        return self.factor < 1.0
+
+    @property
+    def in_force(self) -> bool:
+        return self.tightened or self.app_cap is not None or bool(self.capped_apps)
+
+    @property
+    def measured(self) -> str:
+        """The last window the limits were decided on, in one sentence."""
+        if not self.signals:
+            return "Not measured yet."
+        window = adaptive.over_the_window(self.signals["window_seconds"])
+        counted = self.signals["n"]
+        if not counted:
+            return f"No responses {window} that show the group's health (4xx and 429 responses do not)."
+        return (
+            f"{window[0].upper()}{window[1:]}: {counted:,} responses, "
+            f"{adaptive.percent(self.signals['error_rate'])} server errors (5xx), "
+            f"mean latency {self.signals['mean_latency_ms']:,} ms."
+        )
+
+
 @dataclass
 class Dashboard:
     period: Period
@@ -203,6 +262,8 @@ class Dashboard:
     rate_limited: list[PolicyCount]
     quotas: list[QuotaUse] = field(default_factory=list)
     top_organizations: list[OrganizationUsage] = field(default_factory=list)
+    adaptive: list[AdaptiveLimitNow] = field(default_factory=list)
+    adaptive_changes: list[AdaptiveLimitChange] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -251,7 +312,7 @@ def rate_limited_by_policy(reader: UsageReader, *, since: datetime, app_id: int 
     totals = reader.totals(by=("error_code", "policy"), since=since, app_id=app_id)
     by_policy: dict[str, int] = {}
     for (code, policy), count in totals.items():
-        if policy or code == "rate_limited":
+        if policy or code in REFUSAL_CODES:
             name = policy or "(not named)"
             by_policy[name] = by_policy.get(name, 0) + count
     return sorted((PolicyCount(name, count) for name, count in by_policy.items()), key=lambda p: (-p.count, p.policy))
@@ -321,13 +382,84 @@ def top_organizations(
         summary[organization_id] = [
             requests_ + count,
             failed + (count if klass in ("4xx", "5xx") else 0),
-            limited + (count if code == "rate_limited" else 0),
+            limited + (count if code in REFUSAL_CODES else 0),
         ]
     ranked = sorted(summary.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
     named = Organization.objects.in_bulk([organization_id for organization_id, _ in ranked])
     return [
         OrganizationUsage(named.get(organization_id), organization_id, *counts) for organization_id, counts in ranked
     ]
+
+
+def per_minute_quotas(organization: Organization, group: str, app: App | None = None) -> tuple:
+    """The organization's per-minute quota of ``group`` as configured, as the rate limiter holds it now
+    (``api.ratelimit.policies_for``, tightening and all) and ``app``'s own cap, if any."""
+    configured = effective_quotas(organization.tier.rate_quotas, organization.rate_quota_overrides, group)
+    context = SimpleNamespace(
+        app=app or SimpleNamespace(pk=None),
+        organization=organization,
+        tier=organization.tier,
+        token_id="",
+        patient_id=None,
+    )
+    held = {policy.name: policy.quota for policy in ratelimit.policies_for(context, group)}
+    return configured.get("per_minute"), held.get(f"org-{group}-minute"), held.get(f"app-{group}-minute")
+
+
+def adaptive_limits(*, organization: Organization | None = None, app: App | None = None) -> list[AdaptiveLimitNow]:
+    """Each adaptive group's limits in force now: for ``app`` (its organization's quotas and its own
+    cap), for ``organization`` (its quotas and its capped apps) or across partners (every capped app)."""
+    snapshot = adaptive.snapshot()
+    organization = app.organization if app is not None else organization
+    capped = App.objects.select_related("organization").in_bulk({cap.app_id for cap in snapshot.caps})
+    limits = []
+    for group, status in snapshot.groups.items():
+        caps = [
+            CappedApp(capped.get(cap.app_id), cap.app_id, cap.cap, cap.explanation, cap.since)
+            for cap in snapshot.caps
+            if cap.group == group
+        ]
+        if organization is not None:
+            caps = [cap for cap in caps if cap.app is not None and cap.app.organization_id == organization.pk]
+        per_minute = effective = app_cap = None
+        if organization is not None:
+            per_minute, effective, app_cap = per_minute_quotas(organization, group, app)
+        explanation = status.explanation
+        if app is not None:
+            own = [cap for cap in caps if cap.app_id == app.pk]
+            explanation = " ".join(text for text in (explanation, *(cap.explanation for cap in own)) if text)
+            caps = []
+        limits.append(
+            AdaptiveLimitNow(
+                group=group,
+                label=ENDPOINT_GROUPS.get(group, group),
+                factor=status.factor,
+                explanation=explanation,
+                signals=status.signals,
+                evaluated_at=status.evaluated_at,
+                per_minute=per_minute,
+                effective_per_minute=effective,
+                app_cap=app_cap,
+                capped_apps=caps,
+            )
+        )
+    return limits
+
+
+RECENT_ADAPTIVE_CHANGES = 20
+
+
+def adaptive_changes(
+    *, since: datetime, organization: Organization | None = None, app: App | None = None
+) -> list[AdaptiveLimitChange]:
+    """The adaptive limits in force at any time since ``since``, newest first: the groups' and those of
+    ``app`` (or of ``organization``'s apps, or of every app)."""
+    rows = adaptive.changes_query(
+        since=since,
+        app_id=app.pk if app is not None else None,
+        organization_id=organization.pk if organization is not None else None,
+    )
+    return list(rows[:RECENT_ADAPTIVE_CHANGES])
 
 
 def app_dashboard(*, app: App, period: str | None = None, now: datetime | None = None) -> Dashboard:
@@ -346,6 +478,8 @@ def app_dashboard(*, app: App, period: str | None = None, now: datetime | None =
         errors=errors_by_code(reader, since=start, app_id=app.pk),
         rate_limited=rate_limited_by_policy(reader, since=start, app_id=app.pk),
         quotas=quota_use_today(reader, organization=app.organization, app_id=app.pk),
+        adaptive=adaptive_limits(app=app),
+        adaptive_changes=adaptive_changes(since=start, app=app),
     )
 
 
@@ -371,4 +505,6 @@ def platform_dashboard(
         rate_limited=rate_limited_by_policy(reader, since=start),
         quotas=quota_use_today(reader, organization=organization) if organization else [],
         top_organizations=[] if organization else top_organizations(reader, since=start_of_day(now)),
+        adaptive=adaptive_limits(organization=organization),
+        adaptive_changes=adaptive_changes(since=start, organization=organization),
     )

@@ -1,5 +1,7 @@
 """Platform endpoints under /api/v1/, and the base class every protected API view extends."""
 
+import time
+
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -8,24 +10,29 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from api import ratelimit, usage
+from api import adaptive, ratelimit, usage
 from api.authentication import BearerTokenAuthentication
 from api.permissions import API_PERMISSION_CLASSES, HasValidToken, describe_layers
 from api.problems import PROBLEM_CONTENT_TYPE
 from api.serializers import ProblemSerializer, TokenInfoSerializer
+from marketplace import quota
 from partners.scopes import UnknownScope, parse
 
 
 class QuotaThrottle(BaseThrottle):
     """The rate-limit layer, after every permission layer (DRF checks throttles last): admits the
-    request against its endpoint group's quotas or refuses it with 429 ``rate_limited``."""
+    request against its endpoint group's quotas or refuses it with 429 ``quota_exceeded``. The token
+    layer may already have counted it, in its own round trip (``ratelimit.Plan``); then this only
+    announces the verdict."""
 
     def allow_request(self, request, view):
         context = getattr(request, "auth_context", None)
         if context is None or not settings.RATE_LIMITS:
             return True
-        verdict = ratelimit.admit(context, view.get_endpoint_group(request))
-        request.rate_verdict = verdict
+        verdict = getattr(request, "rate_verdict", None)
+        if verdict is None:
+            verdict = ratelimit.admit(context, view.get_endpoint_group(request))
+            request.rate_verdict = verdict
         if not verdict.admitted:
             raise ratelimit.refusal(verdict, request)
         return True
@@ -52,6 +59,30 @@ class ProtectedAPIView(APIView):
             return group
         return "fhir_read" if request.method in SAFE_METHODS else "writes"
 
+    def rate_limited_group(self, request) -> str | None:
+        """The group whose quotas this request is counted against, or None when it is not limited."""
+        if not settings.RATE_LIMITS or QuotaThrottle not in self.throttle_classes:
+            return None
+        return self.get_endpoint_group(request)
+
+    def check_permissions(self, request):
+        """A request a permission layer refuses uses no quota: if the token layer already counted it,
+        it is given back. Either way the refusal still says where the quotas stand."""
+        try:
+            super().check_permissions(request)
+        except Exception:
+            verdict = getattr(request, "rate_verdict", None)
+            context = getattr(request, "auth_context", None)
+            if verdict is not None:
+                request.rate_verdict = quota.give_back(verdict)
+            elif context is not None and self.rate_limited_group(request):
+                request.rate_verdict = ratelimit.peek(context, self.get_endpoint_group(request))
+            raise
+
+    def initial(self, request, *args, **kwargs):
+        request.started_at = time.monotonic()  # the adaptive limits time the response from here
+        super().initial(request, *args, **kwargs)
+
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         verdict = getattr(request, "rate_verdict", None)
@@ -68,6 +99,13 @@ class ProtectedAPIView(APIView):
                 status=response.status_code,
                 error_code=getattr(response, "problem_code", None),
                 policy=verdict.violated[0].name if verdict is not None and verdict.violated else None,
+            )
+            started_at = getattr(request, "started_at", None) or time.monotonic()
+            adaptive.observe(
+                self.get_endpoint_group(request),
+                context.app.pk,
+                response.status_code,
+                (time.monotonic() - started_at) * 1000,
             )
         return response
 

@@ -164,6 +164,11 @@ RATELIMIT_USE_CACHE = "default"
 # The API's quotas (api/ratelimit.py), from each organization's tier. Off only where a test suite
 # exercises other things; the rate-limit tests turn them on.
 RATE_LIMITS = env_bool("RATE_LIMITS", default=True)
+# The token endpoint's per-address limits (partners/token_limits.py), on top of each client's quota
+# from its tier: requests a minute, and failed attempts (wrong credentials or grants) per 15 minutes
+# before the address is refused until the window ends. 0 leaves a limit out.
+TOKEN_ENDPOINT_IP_PER_MINUTE = int(os.environ.get("TOKEN_ENDPOINT_IP_PER_MINUTE", "120"))
+TOKEN_ENDPOINT_IP_FAILURES_PER_15_MINUTES = int(os.environ.get("TOKEN_ENDPOINT_IP_FAILURES_PER_15_MINUTES", "20"))
 # Seconds a resolved bearer token is kept in the shared cache (partners/token_cache.py); only a
 # cache every process shares can be told at once that a token was revoked.
 TOKEN_CACHE_SECONDS = int(os.environ.get("TOKEN_CACHE_SECONDS", "60" if REDIS_URL else "0"))
@@ -193,9 +198,38 @@ CELERY_BEAT_SCHEDULE = {
     # Usage counters (api/usage.py) into UsageHour rows; a rerun sets the same totals, never adds.
     "rollup-usage": {"task": "api.tasks.rollup_usage", "schedule": 300.0, "options": {"expire_seconds": 240}},
     "purge-old-usage": {"task": "api.tasks.purge_old_usage", "schedule": 86400.0},
+    # Adaptive limits (api/adaptive.py): a run the workers could not start within 8 s is dropped, as the
+    # next one reads the same, fresher, signals.
+    "evaluate-adaptive-limits": {
+        "task": "api.tasks.evaluate_adaptive_limits",
+        "schedule": 10.0,
+        "options": {"expire_seconds": 8},
+    },
 }
 # Seconds a process keeps usage counts before sending them to the shared counters in one round trip.
 USAGE_FLUSH_SECONDS = float(os.environ.get("USAGE_FLUSH_SECONDS", "2"))
+# Adaptive limits (api/adaptive.py, docs/adaptive-limits.md) of the high-cost endpoint groups.
+# error_rate: share of the responses that are 5xx (4xx are the caller's own mistakes and 429s our
+# refusals; neither says the group is unwell); latency_ms: mean response time. Either, reached over
+# window_seconds with at least min_requests responses, tightens the group's quotas one of ``steps``;
+# it steps back up after recover_after_seconds below both. An app whose requests per minute exceed
+# surge_multiple times its usual rate (and surge_floor_per_minute) is capped there alone until its
+# rate has stayed under the cap for surge_cooldown_seconds.
+ADAPTIVE_GROUPS = {
+    "eligibility": {
+        "error_rate": 0.2,
+        "latency_ms": 2000,
+        "min_requests": 20,
+        "window_seconds": 60,
+        "steps": (1.0, 0.5, 0.25),
+        "recover_after_seconds": 120,
+        "surge_multiple": 5,
+        "surge_floor_per_minute": 30,
+        "surge_cooldown_seconds": 300,
+    },
+}
+# Seconds a process answers from its copy of the limits in force before reading them again.
+ADAPTIVE_REFRESH_SECONDS = float(os.environ.get("ADAPTIVE_REFRESH_SECONDS", "2"))
 # Idempotency-Key (api/idempotency.py): how long a key names its operation, and after how long a
 # first attempt that never finished (its process died) may be taken over by a retry.
 IDEMPOTENCY_KEY_HOURS = 24
@@ -317,6 +351,8 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # The absolute address of the portal, used in emails sent outside a request (Celery tasks).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The Markdown pages the docs portal serves at /docs/<slug>/ (portal/docs.py).
+DOCS_DIR = Path(os.environ.get("DOCS_DIR", BASE_DIR / "docs"))
 
 # --- Internationalization and static files --------------------------------------------------
 FORMS_URLFIELD_ASSUME_HTTPS = True  # the Django 6 default, adopted now

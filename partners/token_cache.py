@@ -28,6 +28,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from oauth2_provider.models import AccessToken
 
+from marketplace import quota
 from partners.models import App, Organization, Tier, User
 
 PREFIX = "tok:"
@@ -58,25 +59,38 @@ def access_token_by_checksum(checksum: str):
     return access_token_with(checksum)[0]
 
 
-def access_token_with(checksum: str, also: list[str] | tuple = ()):
-    """``(token, found)``: the token as ``access_token_by_checksum`` gives it, and whichever of the
-    cache keys ``also`` are present, fetched in the same round trip (None when nothing was fetched:
-    no shared cache, or no ``also``)."""
+def access_token_with(checksum: str, also: list[str] | tuple = (), counters_for=None):
+    """``(token, found, admission)``: the token as ``access_token_by_checksum`` gives it; whichever of
+    the cache keys ``also`` are present, fetched in the same round trip (None when nothing was fetched:
+    no shared cache, or no ``also``); and, when ``counters_for`` is given, the quota admission of the
+    counters it returns for the token (``marketplace.quota``), also in that round trip.
+
+    The counters are worked out from this process's copy of the token and counted only if the copy is
+    still current; ``admission`` is None when they were not counted (no current copy: the caller
+    counts the request itself, against the token it got).
+    """
     seconds = settings.TOKEN_CACHE_SECONDS
     if seconds <= 0:
-        return _load(checksum), None
+        return _load(checksum), None, None
     stamp_key = _stamp_key(checksum)
-    found = cache.get_many([stamp_key, *also])
-    stamp = found.pop(stamp_key, None)
+    local = _local.get(checksum)
+    counters = counters_for(local[1]) if (local is not None and counters_for is not None) else None
+    if counters and settings.REDIS_URL:
+        admission, found = quota.admit_with_reads([stamp_key, *also], local[0], counters)
+        stamp = found.pop(stamp_key, None)
+        if admission.evaluated:
+            return local[1], (found if also else None), admission
+    else:
+        found = cache.get_many([stamp_key, *also])
+        stamp = found.pop(stamp_key, None)
     found = found if also else None
     if stamp is not None:
-        local = _local.get(checksum)
         if local is not None and local[0] == stamp:
-            return local[1], found
+            return local[1], found, None
         token = cache.get(_key(checksum))  # a second round trip, once per process and stamp
         if token is not None:
             _remember(checksum, stamp, token)
-            return token, found
+            return token, found, None
     token = _load(checksum)
     if token is not None:
         remaining = int((token.expires - timezone.now()).total_seconds())
@@ -84,7 +98,7 @@ def access_token_with(checksum: str, also: list[str] | tuple = ()):
             stamp = secrets.randbits(62)
             cache.set_many({_key(checksum): token, stamp_key: stamp}, min(seconds, remaining))
             _remember(checksum, stamp, token)
-    return token, found
+    return token, found, None
 
 
 def _remember(checksum: str, stamp: int, token) -> None:

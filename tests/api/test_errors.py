@@ -19,7 +19,7 @@ REQUIRED = {
     "validation_error": 400,
     "malformed_request": 400,
     "server_error": 500,
-    "rate_limited": 429,
+    "quota_exceeded": 429,
 }
 # The FHIR R4 IssueType codes the catalogue may use.
 FHIR_ISSUE_TYPES = {

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.urls("tests.api.urls")
         (exceptions.UnsupportedMediaType("text/plain"), "unsupported_media_type", 415),
         (exceptions.ParseError(), "malformed_request", 400),
         (exceptions.ValidationError({"name": ["Required."]}), "validation_error", 400),
-        (exceptions.Throttled(wait=12.2), "rate_limited", 429),
+        (exceptions.Throttled(wait=12.2), "quota_exceeded", 429),
         (exceptions.APIException(), "server_error", 500),
         (Http404(), "not_found", 404),
         (DjangoPermissionDenied(), "forbidden", 403),

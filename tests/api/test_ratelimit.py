@@ -78,7 +78,7 @@ def test_a_used_up_quota_is_429_with_retry_after_and_the_violated_policy(client,
     assert statuses == [200, 200, 200]
     _limits_on["now"] = T + 20.25
     refused = read(client, raw)
-    body = fhir.outcome(refused, 429, "rate_limited", issue="throttled")
+    body = fhir.outcome(refused, 429, "quota_exceeded", issue="throttled")
     assert refused["Retry-After"] == "40"
     assert refused["RateLimit"] == '"org-fhir_read-minute";r=0;t=40'
     assert "org-fhir_read-minute" in body["issue"][0]["diagnostics"]
@@ -96,7 +96,7 @@ def test_the_problem_on_api_names_the_violated_policies(client, reader, _limits_
     refused = client.get(url, HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert refused.status_code == 429 and refused["Content-Type"] == "application/problem+json"
     body = refused.json()
-    assert body["code"] == "rate_limited"
+    assert body["code"] == "quota_exceeded"
     assert body["violated-policies"] == ["org-fhir_read-second"]
     assert refused["Retry-After"] == "1"
 
@@ -161,11 +161,12 @@ def test_overrides_are_validated(db):
 def test_many_threads_hammering_one_quota_admit_exactly_the_quota(settings):
     app = AppFactory()
     app.organization.rate_quota_overrides = {
-        "writes": {"burst": 37, "per_minute": 10_000, "per_day": 100_000, "per_token_per_minute": 10_000}
+        # The minute, not the burst: a one-second counter could expire in real time mid-test.
+        "writes": {"burst": 10_000, "per_minute": 37, "per_day": 100_000, "per_token_per_minute": 10_000}
     }
     app.organization.save()
     context = SimpleNamespace(
-        organization=app.organization, tier=app.organization.tier, token_id="hammer", patient_id=None
+        app=app, organization=app.organization, tier=app.organization.tier, token_id="hammer", patient_id=None
     )
     start = threading.Barrier(20)
     admitted = []
@@ -200,4 +201,70 @@ def test_every_response_is_counted_for_the_dashboards_with_the_policy_that_refus
         (row.group, row.status_class, row.error_code, row.policy): row.count
         for row in UsageHour.objects.filter(app=app)
     }
-    assert rows == {("fhir_read", "2xx", "", ""): 1, ("fhir_read", "4xx", "rate_limited", "org-fhir_read-second"): 1}
+    assert rows == {("fhir_read", "2xx", "", ""): 1, ("fhir_read", "4xx", "quota_exceeded", "org-fhir_read-second"): 1}
+
+
+def remaining(response) -> int:
+    return int(response["RateLimit"].split(";r=")[1].split(";")[0])
+
+
+def test_a_request_a_permission_layer_refuses_uses_no_quota_but_still_sees_its_headers(client, reader):
+    app, raw = reader
+    app.organization.rate_quota_overrides = {
+        "fhir_read": {
+            "burst": 100,
+            "per_minute": 10,
+            "per_day": 1000,
+            "per_token_per_minute": 100,
+            "per_patient_per_minute": 100,
+        }
+    }
+    app.organization.save()
+    assert remaining(read(client, raw)) == 9
+    assert remaining(read(client, raw)) == 8  # from here on counted in the token's own round trip
+    # The token lacks consent.read: the scope layer refuses, after the token layer counted it.
+    refused = client.get("/api/v1/consents/status?patient=Patient/p1", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert refused.status_code == 403 and refused.json()["code"] == "insufficient_scope"
+    assert refused["RateLimit"] == '"org-fhir_read-minute";r=8;t=60'
+    assert remaining(read(client, raw)) == 7  # the refused request was given back
+
+
+def test_a_refusal_before_the_token_was_ever_counted_also_carries_the_headers(client, reader):
+    app, raw = reader
+    refused = client.get("/api/v1/consents/status?patient=Patient/p1", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert refused.status_code == 403
+    burst = app.organization.tier.rate_quotas["fhir_read"]["burst"]
+    assert refused["RateLimit"] == f'"org-fhir_read-second";r={burst};t=1'
+
+
+@pytest.mark.redis
+def test_token_consent_and_quotas_cost_one_redis_round_trip(client, reader, monkeypatch):
+    import redis
+
+    _, raw = reader
+    assert read(client, raw).status_code == 200
+    assert read(client, raw).status_code == 200  # the process now has the token and the patient's facts
+    commands = []
+    real = redis.Redis.execute_command
+
+    def spy(self, *args, **options):
+        commands.append(args[0])
+        return real(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", spy)
+    response = read(client, raw)
+    assert response.status_code == 200 and "RateLimit" in response
+    # Usage counts go out in a pipeline, buffered per process outside tests: not a command here.
+    assert commands == ["EVALSHA"]
+
+
+@pytest.mark.redis
+def test_a_tier_change_is_seen_by_the_one_round_trip_path_at_once(client, reader):
+    app, raw = reader
+    read(client, raw)
+    read(client, raw)  # the process's copy of the token, whose tier is about to change
+    organization = app.organization
+    organization.tier = Tier.objects.get(slug="verified")
+    organization.save()
+    verified = Tier.objects.get(slug="verified").rate_quotas["fhir_read"]["per_day"]
+    assert policies(read(client, raw))["org-fhir_read-day"]["q"] == str(verified)

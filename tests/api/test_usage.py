@@ -56,7 +56,7 @@ def test_rollup_writes_the_counted_totals_per_app_group_status_error_policy_and_
     hit(app, 3, at=CURRENT - 2 * H)
     hit(app, 2, at=CURRENT - 2 * H + timedelta(minutes=59))
     hit(app, 1, status=403, error_code="consent_required", at=CURRENT - 2 * H)
-    hit(app, 2, status=429, error_code="rate_limited", policy="org-fhir_read-minute", at=CURRENT - H)
+    hit(app, 2, status=429, error_code="quota_exceeded", policy="org-fhir_read-minute", at=CURRENT - H)
     hit(app, 1, group="writes", status=201, at=CURRENT)
     hit(other_app, 4, group="fhir_search", status=200, at=CURRENT)
 
@@ -66,7 +66,7 @@ def test_rollup_writes_the_counted_totals_per_app_group_status_error_policy_and_
     assert table() == {
         (CURRENT - 2 * H, app.pk, "fhir_read", "2xx", "", ""): 5,
         (CURRENT - 2 * H, app.pk, "fhir_read", "4xx", "consent_required", ""): 1,
-        (CURRENT - H, app.pk, "fhir_read", "4xx", "rate_limited", "org-fhir_read-minute"): 2,
+        (CURRENT - H, app.pk, "fhir_read", "4xx", "quota_exceeded", "org-fhir_read-minute"): 2,
         (CURRENT, app.pk, "writes", "2xx", "", ""): 1,
         (CURRENT, other_app.pk, "fhir_search", "2xx", "", ""): 4,
     }
@@ -186,14 +186,14 @@ def test_recording_with_redis_is_one_pipelined_round_trip(app, settings):
     settings.REDIS_URL = "redis://redis.invalid:6379/1"
     connection = mock.MagicMock(name="redis")
     with mock.patch("django_redis.get_redis_connection", return_value=connection):
-        hit(app, status=429, error_code="rate_limited", policy="org-fhir_read-minute")
+        hit(app, status=429, error_code="quota_exceeded", policy="org-fhir_read-minute")
 
     pipe = connection.pipeline.return_value
     outside_the_pipeline = [call for call in connection.mock_calls if not call[0].startswith("pipeline()")]
     assert outside_the_pipeline == [mock.call.pipeline(transaction=False)]
     assert pipe.execute.call_count == 1
     hour = usage.hour_key(NOW)
-    field = f"{app.organization_id}|fhir_read|4xx|rate_limited|org-fhir_read-minute"
+    field = f"{app.organization_id}|fhir_read|4xx|quota_exceeded|org-fhir_read-minute"
     pipe.hincrby.assert_called_once_with(f"usage:{hour}:{app.pk}", field, 1)
     pipe.sadd.assert_any_call(usage.PENDING_KEY, hour)
 
@@ -275,7 +275,7 @@ def test_the_dashboard_reads_rolled_up_hours_and_the_live_counters_once_each(app
 
 def test_the_dashboard_is_the_same_before_and_after_a_rollup(app):
     hit(app, 4, at=CURRENT - 3 * H)
-    hit(app, 2, status=429, error_code="rate_limited", policy="org-fhir_read-minute", at=CURRENT - H)
+    hit(app, 2, status=429, error_code="quota_exceeded", policy="org-fhir_read-minute", at=CURRENT - H)
     hit(app, 3, at=CURRENT)
     before = usage_selectors.app_dashboard(app=app, now=NOW, period="7d")
     usage.rollup(now=NOW)
@@ -285,9 +285,9 @@ def test_the_dashboard_is_the_same_before_and_after_a_rollup(app):
 
 
 def test_429s_are_grouped_by_policy(app):
-    hit(app, 3, status=429, error_code="rate_limited", policy="org-fhir_read-minute")
-    hit(app, 1, status=429, error_code="rate_limited", policy="token-fhir_read-minute")
-    hit(app, 1, status=429, error_code="rate_limited", policy="org-fhir_read-minute", at=CURRENT - 30 * H)
+    hit(app, 3, status=429, error_code="quota_exceeded", policy="org-fhir_read-minute")
+    hit(app, 1, status=429, error_code="quota_exceeded", policy="token-fhir_read-minute")
+    hit(app, 1, status=429, error_code="quota_exceeded", policy="org-fhir_read-minute", at=CURRENT - 30 * H)
 
     last_day = usage_selectors.app_dashboard(app=app, now=NOW)
     last_week = usage_selectors.app_dashboard(app=app, now=NOW, period="7d")
@@ -349,7 +349,7 @@ def test_an_organizations_override_replaces_its_tiers_daily_quota(db):
         ("", True),
         ("consent_required", True),
         ("not_found", True),
-        ("rate_limited", False),
+        ("quota_exceeded", False),
         ("invalid_token", False),
         ("tier_policy", False),
     ],
@@ -360,7 +360,7 @@ def test_which_responses_use_quota(code, counts):
 
 def test_the_cross_partner_dashboard_ranks_organizations_by_requests_today(app, other_app):
     hit(app, 3)
-    hit(other_app, 5, status=429, error_code="rate_limited", policy="org-fhir_read-minute")
+    hit(other_app, 5, status=429, error_code="quota_exceeded", policy="org-fhir_read-minute")
     hit(other_app, 2)
     usage.rollup(now=NOW)
     hit(app, 1, status=500, error_code="server_error")

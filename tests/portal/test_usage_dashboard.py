@@ -57,8 +57,8 @@ def busy_app(app):
     hit(app, 294, at=CURRENT + timedelta(minutes=5))
     hit(app, 6, status=403, error_code="consent_required")
     hit(app, 4, status=500, error_code="server_error", at=CURRENT - 2 * H)
-    hit(app, 7, status=429, error_code="rate_limited", policy="org-fhir_read-minute")
-    hit(app, 2, status=429, error_code="rate_limited", policy="token-fhir_read-minute")
+    hit(app, 7, status=429, error_code="quota_exceeded", policy="org-fhir_read-minute")
+    hit(app, 2, status=429, error_code="quota_exceeded", policy="token-fhir_read-minute")
     hit(app, 1, group="writes", status=201)
     usage.rollup(hours=[CURRENT - 2 * H], now=NOW)
     return app
@@ -85,7 +85,7 @@ def test_the_usage_page_shows_the_chart_errors_429s_and_quota_projection(owner_c
     # Errors, each linked to its docs page.
     assert '<a href="/docs/errors/consent_required/"><code>consent_required</code></a>' in page
     assert '<a href="/docs/errors/server_error/"><code>server_error</code></a>' in page
-    assert '<a href="/docs/errors/rate_limited/"><code>rate_limited</code></a>' in page
+    assert '<a href="/docs/errors/quota_exceeded/"><code>quota_exceeded</code></a>' in page
     # 429s by policy.
     limited = page[page.index('id="limited-title"') :]
     assert limited.index("org-fhir_read-minute") < limited.index("token-fhir_read-minute")
