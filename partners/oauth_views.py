@@ -16,6 +16,7 @@ from oauthlib.common import Request as OauthlibRequest
 from oauthlib.oauth2.rfc6749 import errors
 
 from partners import scopes as registry
+from partners import token_limits
 from partners.models import App
 from partners.oauth import fhir_user_reference, token_checksum, token_patient_id
 
@@ -94,6 +95,21 @@ class AuthorizationView(dot_views.AuthorizationView):
         context["scope_groups"] = registry.grouped_by_data_class(parsed)
         context["offline"] = "offline_access" in context.get("scopes", [])
         return context
+
+
+class TokenView(dot_views.TokenView):
+    """DOT's token endpoint behind its rate limits (``partners.token_limits``): a request over a
+    quota is refused before DOT looks at it, and every answer says where the quotas stand."""
+
+    def post(self, request, *args, **kwargs):
+        if not settings.RATE_LIMITS:
+            return super().post(request, *args, **kwargs)
+        verdict = token_limits.check(request)
+        if not verdict.admitted:
+            return token_limits.refusal(verdict)
+        response = super().post(request, *args, **kwargs)
+        token_limits.add_headers(response, token_limits.settle(request, verdict, response))
+        return response
 
 
 class _Linked:
