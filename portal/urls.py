@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import diagnostics, views
+from portal import diagnostics, docs_views, views
 
 app_name = "portal"
 
@@ -33,4 +33,7 @@ urlpatterns = [
     path("inbox/<int:pk>/", views.inbox_message, name="inbox-message"),
     # Diagnostics
     path("diagnostics/", diagnostics.diagnostics, name="diagnostics"),
+    # Docs (public)
+    path("docs/", docs_views.index, name="docs"),
+    path("docs/<str:slug>/", docs_views.page, name="docs-page"),
 ]

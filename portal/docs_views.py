@@ -1,0 +1,45 @@
+"""The docs portal: public pages, no login. What a page shows is ``portal.docs``'s business."""
+
+from django.shortcuts import render
+from django.utils.cache import patch_cache_control
+from django.views.decorators.http import require_safe
+
+from portal import docs
+
+# Short: a page's generated tables follow the tiers, which an admin may change at any moment.
+MAX_AGE = 60
+
+
+def _cacheable(request, response):
+    # A signed-in visitor's page carries their name and organizations in the navigation: never for a
+    # shared cache.
+    if request.user.is_authenticated:
+        patch_cache_control(response, private=True, max_age=MAX_AGE)
+    else:
+        patch_cache_control(response, public=True, max_age=MAX_AGE)
+    return response
+
+
+@require_safe
+def index(request):
+    context = {"sections": docs.sections(), "nav_section": "docs", "is_index": True}
+    return _cacheable(request, render(request, "docs/index.html", context))
+
+
+@require_safe
+def page(request, slug):
+    found = docs.page(slug)
+    if found is None:
+        return render(
+            request,
+            "docs/not_found.html",
+            {"slug": slug, "sections": docs.sections(), "nav_section": "docs"},
+            status=404,
+        )
+    context = {
+        "page": found,
+        "body": found.html(),
+        "sections": docs.sections(),
+        "nav_section": "docs",
+    }
+    return _cacheable(request, render(request, "docs/page.html", context))
