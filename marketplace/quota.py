@@ -131,16 +131,19 @@ def _run(read_keys: list[str], condition: str, counters: list[Counter]) -> tuple
     return admission, reads
 
 
-def _admit_in_cache(counters: list[Counter]) -> Admission:
-    found = cache.get_many([counter.key for counter in counters])
-    used = [int(found.get(counter.key, 0)) for counter in counters]
-    if any(count >= counter.quota for count, counter in zip(used, counters, strict=True)):
+def _admit_in_cache(counters: list[Counter], guards: list[Counter] = ()) -> Admission:
+    """The scripts' rule on the local-memory cache (exact within one process): ``counts`` are the
+    counters' then the guards'."""
+    everything = [*counters, *guards]
+    found = cache.get_many([counter.key for counter in everything])
+    used = [int(found.get(counter.key, 0)) for counter in everything]
+    if any(count >= counter.quota for count, counter in zip(used, everything, strict=True)):
         return Admission(True, False, tuple(used))
     counts = []
     for counter in counters:
         cache.add(counter.key, 0, counter.window)
         counts.append(cache.incr(counter.key))
-    return Admission(True, True, tuple(counts))
+    return Admission(True, True, (*counts, *used[len(counters) :]))
 
 
 def admit(counters: list[Counter]) -> Admission:
@@ -368,15 +371,7 @@ def admit_guarded(counted: list[Counter], guards: list[Counter]) -> Admission:
             arguments += [counter.quota, counter.window]
         result = _script(client, GUARDED_ADMIT_SCRIPT)(keys=[c.key for c in everything], args=arguments)
         return Admission(True, int(result[0]) == 1, tuple(int(count) for count in result[1:]))
-    found = cache.get_many([counter.key for counter in everything])
-    used = [int(found.get(counter.key, 0)) for counter in everything]
-    if any(count >= counter.quota for count, counter in zip(used, everything, strict=True)):
-        return Admission(True, False, tuple(used))
-    counts = []
-    for counter in counted:
-        cache.add(counter.key, 0, counter.window)
-        counts.append(cache.incr(counter.key))
-    return Admission(True, True, (*counts, *used[len(counted) :]))
+    return _admit_in_cache(counted, guards)
 
 
 @dataclass
