@@ -201,3 +201,24 @@ class DeprecationMiddleware:
         if rule.announced(now) or rule.enforced(now):
             add_headers(request, response, rule)
         return response
+
+
+def deprecation_announce(*, deprecation: Deprecation, base_url: str) -> None:
+    """Tell every app, by webhook and event feed, that an endpoint is deprecated (``deprecation.announced``).
+    Called in the transaction that publishes the deprecation."""
+    from urllib.parse import urljoin
+
+    from partners.services import event_publish
+
+    event_publish(
+        type="deprecation.announced",
+        payload={
+            "deprecation_id": deprecation.pk,
+            "path_prefix": deprecation.path_prefix,
+            "title": deprecation.title,
+            "announced_at": deprecation.announced_at.isoformat(),
+            "sunset_at": deprecation.sunset_at.isoformat(),
+            "replacement": deprecation.replacement,
+            "migration_guide": urljoin(base_url, deprecation.migration_guide) if deprecation.migration_guide else "",
+        },
+    )

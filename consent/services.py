@@ -504,3 +504,19 @@ def provider_holds_records(*, organization: Organization, patient_id: str) -> bo
         organization.partner_type == Organization.PartnerType.PROVIDER
         and CareRelationship.objects.filter(patient_id=patient_id, organization=organization).exists()
     )
+
+
+def apps_that_may_see(*, patient_id: str, data_class: str) -> list[int]:
+    """The ids of the apps that may see ``data_class`` of the patient now: the audience of an event
+    about the patient (``partners.events``). Decided by ``check_access``, so an event reaches exactly
+    the apps a read would: consent in force and covering the class, and no provider refusing."""
+    from consent import selectors  # it imports this module's names
+
+    grants = ConsentGrant.objects.filter(
+        selectors.in_force(timezone.now()), patient_id=patient_id, purpose=APP_ACCESS
+    ).select_related("app")
+    return [
+        grant.app_id
+        for grant in grants
+        if check_access(app=grant.app, patient_id=patient_id, data_class=data_class).allowed
+    ]

@@ -186,6 +186,19 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Synced into django-celery-beat's tables at beat start; admins can pause or retime them there.
 CELERY_BEAT_SCHEDULE = {
+    # Events (partners/event_services.py, partners/webhooks.py): fan out what a lost task left behind,
+    # send deliveries whose retry time has come (or whose worker died), keep 30 days.
+    "dispatch-pending-events": {
+        "task": "partners.tasks.dispatch_pending_events",
+        "schedule": 15.0,
+        "options": {"expire_seconds": 14},
+    },
+    "queue-due-deliveries": {
+        "task": "partners.tasks.queue_due_deliveries",
+        "schedule": 5.0,
+        "options": {"expire_seconds": 4},
+    },
+    "purge-old-events": {"task": "partners.tasks.purge_old_events", "schedule": 3600.0},
     "purge-expired-oauth-records": {"task": "partners.tasks.purge_expired_oauth_records", "schedule": 3600.0},
     "expire-consents": {"task": "consent.tasks.expire_consents", "schedule": 300.0},
     # A run still queued after 50 s (no worker was free) is dropped: the next one seals it all anyway.
@@ -236,9 +249,29 @@ IDEMPOTENCY_KEY_HOURS = 24
 IDEMPOTENCY_CLAIM_SECONDS = 60
 # The simulated payer of eligibility checks answers after this long (0 in tests).
 ELIGIBILITY_PAYER_LATENCY_MS = int(os.environ.get("ELIGIBILITY_PAYER_LATENCY_MS", "400"))
-# Partner-supplied URLs (JWKS, webhooks) must resolve to public addresses; development may use
-# loopback receivers.
+# Partner-supplied JWKS URLs must resolve to public addresses; development may use loopback ones.
+# (Webhook URLs have their own, narrower rule: WEBHOOKS_ALLOW_LOOPBACK below.)
 ALLOW_PRIVATE_NETWORK_URLS = env_bool("ALLOW_PRIVATE_NETWORK_URLS", default=DEBUG)
+# Webhook delivery (partners/webhooks.py, partners/net.py). Endpoints must resolve to public
+# addresses, checked at save and at every delivery; ALLOW_PRIVATE_NETWORK_URLS does not apply to them.
+# WEBHOOKS_ALLOW_LOOPBACK admits loopback (127.0.0.0/8, ::1) and nothing else, so a receiver on the
+# developer's machine works while 10.x, 169.254.x and metadata names stay refused; development only.
+WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", default=False)
+# Seconds to connect (TCP and TLS), and for the whole request, connecting included, to the response.
+WEBHOOK_CONNECT_TIMEOUT = float(os.environ.get("WEBHOOK_CONNECT_TIMEOUT", "3"))
+WEBHOOK_TOTAL_TIMEOUT = float(os.environ.get("WEBHOOK_TOTAL_TIMEOUT", "10"))
+# A worker holds a delivery this long per attempt; one that dies lets it go when the lease passes and
+# the due-deliveries sweep hands it to another. Longer than an attempt can take (a DNS lookup, then the
+# request), or two would overlap.
+WEBHOOK_CLAIM_SECONDS = int(os.environ.get("WEBHOOK_CLAIM_SECONDS", "60"))
+if WEBHOOKS_ALLOW_LOOPBACK and not DEBUG:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("WEBHOOKS_ALLOW_LOOPBACK is for development only; it needs DEBUG on")
+if WEBHOOK_CLAIM_SECONDS <= WEBHOOK_TOTAL_TIMEOUT + WEBHOOK_CONNECT_TIMEOUT:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("WEBHOOK_CLAIM_SECONDS must exceed WEBHOOK_TOTAL_TIMEOUT + WEBHOOK_CONNECT_TIMEOUT")
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -421,9 +421,19 @@ class OutboxEvent(models.Model):
     patient_id = models.CharField(max_length=64, blank=True, db_index=True)
     occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveSmallIntegerField(default=1, help_text="The version of the payload's schema.")
 
     class Meta:
         ordering = ["occurred_at"]
 
     def __str__(self):
         return f"{self.type} {self.id}"
+
+
+from partners.event_models import (  # noqa: E402, F401 - they refer to the models above
+    DeliveryAttempt,
+    EventCounter,
+    EventRecipient,
+    WebhookDelivery,
+    WebhookSubscription,
+)

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 
-from partners import selectors
+from partners import events, selectors
 from partners.exceptions import InvalidState, NotPermitted, TierLimitReached
 from partners.models import (
     App,
@@ -628,6 +628,16 @@ def tier_upgrade_request_approve(*, upgrade_request: TierUpgradeRequest, reviewe
     upgrade_request.decision_reason = reason.strip()
     upgrade_request.save(update_fields=["status", "reviewer", "decided_at", "decision_reason"])
     to_tier = upgrade_request.to_tier
+    event_publish(
+        type="tier.changed",
+        payload={
+            "organization": organization.slug,
+            "from_tier": upgrade_request.from_tier.slug,
+            "to_tier": to_tier.slug,
+            "changed_at": now.isoformat(),
+        },
+        organization=organization,
+    )
     organization_notify_members(
         organization=organization,
         subject=f"{organization.name} is now on the {to_tier.name} tier",
@@ -714,11 +724,22 @@ def app_set_keys(*, app: App, actor: User, jwks: dict | None, jwks_url: str) -> 
 
 
 def event_publish(*, type: str, payload: dict, organization=None, app=None, patient_id: str = ""):
-    """Write an event to the outbox, in the caller's transaction."""
+    """Write an event to the outbox, in the caller's transaction; once that commits, a worker fans it
+    out to the apps that may see it (``partners.event_services``). ``type`` must be in the catalogue
+    (``partners.events``), whose version the payload is written in."""
+    from partners.event_services import queue_fan_out
     from partners.models import OutboxEvent
 
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("event_publish must run inside the transaction of the change it announces")
-    return OutboxEvent.objects.create(
-        type=type, payload=payload, organization=organization, app=app, patient_id=patient_id
+    event_type = events.get(type)  # KeyError: an event nobody documented is a programming error
+    event = OutboxEvent.objects.create(
+        type=type,
+        payload=payload,
+        organization=organization,
+        app=app,
+        patient_id=patient_id,
+        version=event_type.version,
     )
+    queue_fan_out(event)
+    return event

@@ -15,3 +15,41 @@ def purge_expired_oauth_records() -> None:
     from partners.services import oauth_records_purge
 
     oauth_records_purge()
+
+
+# --- Events and webhooks (partners/event_services.py, partners/webhooks.py) -----------------------
+
+
+@shared_task(acks_late=True)
+def fan_out_event(event_id: str) -> int:
+    from partners.event_services import event_fan_out
+
+    return len(event_fan_out(event_id=event_id))
+
+
+@shared_task
+def dispatch_pending_events() -> int:
+    from partners.event_services import event_dispatch_pending
+
+    return event_dispatch_pending()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def deliver_webhook(delivery_id: int) -> str:
+    from partners.webhooks import delivery_attempt
+
+    return delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task
+def queue_due_deliveries() -> int:
+    from partners.webhooks import deliveries_due_queue
+
+    return deliveries_due_queue()
+
+
+@shared_task
+def purge_old_events() -> int:
+    from partners.event_services import events_purge
+
+    return events_purge()

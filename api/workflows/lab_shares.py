@@ -190,6 +190,7 @@ def _event_payload(share: LabResultShare) -> dict:
         "observation": f"Observation/{share.observation_id}",
         "patient": f"Patient/{share.patient_id}",
         "recipient": share.recipient.slug,
+        "purpose": share.purpose,
         "expires_at": share.expires_at.isoformat(),
     }
 

@@ -2,7 +2,7 @@
 
 Every write runs in the caller's transaction (the view's idempotent block) and leaves, with it, the
 FHIR resources updated (the Appointment, the Slot's status and version), an access event (the audit
-of a write of patient data) and an outbox event (``visit.booked``, ``visit.cancelled``).
+of a write of patient data) and an outbox event (``appointment.booked``, ``appointment.cancelled``).
 """
 
 from dataclasses import dataclass
@@ -106,7 +106,7 @@ def visit_schedule(request, *, context, wanted: VisitRequest, grant_id: int | No
         consent_grant_id=grant_id,
     )
     event_publish(
-        type="visit.booked",
+        type="appointment.booked",
         payload=_event_payload(visit),
         organization=context.organization,
         app=context.app,
@@ -149,7 +149,7 @@ def visit_cancel(request, *, context, visit: Appointment, reason: str, grant_id:
         consent_grant_id=grant_id,
     )
     event_publish(
-        type="visit.cancelled",
+        type="appointment.cancelled",
         payload={**_event_payload(visit), "cancellation_reason": reason},
         organization=context.organization,
         app=context.app,

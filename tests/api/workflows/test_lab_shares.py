@@ -85,6 +85,7 @@ def test_sharing_creates_the_share_announces_and_audits_it(client):
         "observation": "Observation/lab1",
         "patient": "Patient/p1",
         "recipient": "second-opinion",
+        "purpose": row.purpose,
         "expires_at": expires_at,
     }
     audit = AccessEvent.objects.get(outcome="allowed")

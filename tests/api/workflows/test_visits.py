@@ -43,7 +43,7 @@ def test_booking_takes_the_slot_and_makes_a_booked_appointment(client):
         app.pk,
         [{"reference": "Slot/sl1"}],
     )
-    assert OutboxEvent.objects.filter(type="visit.booked", app=app, patient_id="p1").count() == 1
+    assert OutboxEvent.objects.filter(type="appointment.booked", app=app, patient_id="p1").count() == 1
     event = AccessEvent.objects.get(resource_type="Appointment", action="create")
     assert (event.patient_id, event.outcome, event.resource_id) == ("p1", "allowed", body["id"])
     # The FHIR API shows the same appointment.
@@ -138,7 +138,7 @@ def test_cancelling_frees_the_slot_once(client):
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "cancelled"
     assert Slot.objects.get(id="sl1").status == "free"
-    assert OutboxEvent.objects.filter(type="visit.cancelled").count() == 1
+    assert OutboxEvent.objects.filter(type="appointment.cancelled").count() == 1
     problem(post(client, f"{V1}/{visit['id']}/cancel", raw, {}), 409, "visit_not_cancellable")
     again = book(client, app, raw)  # the slot can be booked again
     assert again.status_code == 201
