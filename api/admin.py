@@ -6,18 +6,23 @@ The filters offer fixed choices rather than Django's default "every value in the
 would scan the whole (unbounded) table on each page.
 """
 
+import json
+
+from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from api import usage_presenters, usage_selectors
 from api.audit_export import ADMIN_COLUMNS, csv_response
+from api.deprecations import deprecation_announce
 from api.models import (
     RESOURCE_MODELS,
     AccessEvent,
@@ -25,8 +30,10 @@ from api.models import (
     AuditBatch,
     Deprecation,
     Environment,
+    Patient,
     UsageHour,
 )
+from api.workflows import patients as patient_services
 from partners.models import Organization
 from partners.tiers import ENDPOINT_GROUPS
 
@@ -206,6 +213,12 @@ class DeprecationAdmin(admin.ModelAdmin):
     def state(self, obj):
         return deprecation_state(obj, timezone.now())
 
+    def save_model(self, request, obj, form, change):
+        was_published = change and type(obj).objects.filter(pk=obj.pk, published=True).exists()
+        super().save_model(request, obj, form, change)
+        if obj.published and not was_published:
+            deprecation_announce(deprecation=obj, base_url=request.build_absolute_uri("/"))
+
 
 # --- API usage ---------------------------------------------------------------------------------
 
@@ -321,3 +334,135 @@ def usage_summary_view(request):
         "chart_description": usage_presenters.requests_description(dashboard),
     }
     return TemplateResponse(request, "admin/api/usage_summary.html", context)
+
+
+# --- Patients: read-only, but for a sandbox patient's contact details ----------------------------
+
+
+class PatientContactForm(forms.ModelForm):
+    """The usual contact details of a patient: the first phone and email and the home address. Other
+    contact points and addresses are kept as they are."""
+
+    phone = forms.CharField(max_length=60, required=False, help_text="Synthetic: (555) 555-0100 to -0199.")
+    email = forms.EmailField(required=False)
+    line1 = forms.CharField(label="Address line 1", max_length=200, required=False)
+    line2 = forms.CharField(label="Address line 2", max_length=200, required=False)
+    city = forms.CharField(max_length=100, required=False)
+    state = forms.CharField(max_length=60, required=False)
+    postal_code = forms.CharField(max_length=20, required=False)
+    country = forms.CharField(max_length=60, required=False)
+
+    class Meta:
+        model = Patient
+        fields: list[str] = []
+
+    ADDRESS_FIELDS = {"city": "city", "state": "state", "postal_code": "postalCode", "country": "country"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        body = self.instance.body or {}
+        telecom = body.get("telecom", [])
+        for system in ("phone", "email"):
+            point = next((p for p in telecom if p.get("system") == system), None)
+            self.initial.setdefault(system, point["value"] if point else "")
+        home = next((a for a in body.get("address", []) if a.get("use", "home") == "home"), None) or {}
+        lines = home.get("line", [])
+        self.initial.setdefault("line1", lines[0] if lines else "")
+        self.initial.setdefault("line2", " ".join(lines[1:]))
+        for field, element in self.ADDRESS_FIELDS.items():
+            self.initial.setdefault(field, home.get(element, ""))
+
+    def clean(self):
+        data = super().clean()
+        body = self.instance.body or {}
+        # Only what the admin touched: rebuilding an untouched element could drop parts the form omits.
+        self.changes = {}
+        if {"phone", "email"} & set(self.changed_data):
+            self.changes["telecom"] = patient_services.telecom_with(
+                body, phone=data.get("phone", ""), email=data.get("email", "")
+            )
+        if {"line1", "line2", *self.ADDRESS_FIELDS} & set(self.changed_data):
+            self.changes["address"] = patient_services.address_with(
+                body,
+                lines=[data.get("line1", ""), data.get("line2", "")],
+                **{element: data.get(field, "") for field, element in self.ADDRESS_FIELDS.items()},
+            )
+        try:
+            patient_services.validate_changes(self.changes)
+        except ValidationError as exc:
+            raise ValidationError([message for found in exc.message_dict.values() for message in found]) from None
+        return data
+
+
+@admin.register(Patient)
+class PatientAdmin(admin.ModelAdmin):
+    """Patients of the clinical store, seen here read-only. A sandbox patient's contact details can be
+    corrected (``api.workflows.patients``): the FHIR resource's version moves on and every app that may
+    see the patient's demographics receives ``patient.updated``, which is how a partner tests its
+    handling of it. Production records come from providers and are never edited here."""
+
+    form = PatientContactForm
+    list_display = ["id", "environment", "family", "given", "birth_date", "version_id", "last_updated"]
+    list_filter = [EnvironmentFilter]
+    search_fields = ["=id", "family", "=identifier_value"]
+    ordering = ["environment", "id"]
+    show_full_result_count = False
+    readonly_fields = [
+        "id",
+        "environment",
+        "synthetic",
+        "identifier_value",
+        "family",
+        "given",
+        "birth_date",
+        "gender",
+        "version_id",
+        "last_updated",
+        "contact_details",
+    ]
+    fieldsets = [
+        (None, {"fields": ["id", "environment", "synthetic", "identifier_value", "version_id", "last_updated"]}),
+        ("Demographics", {"fields": ["family", "given", "birth_date", "gender", "contact_details"]}),
+        (
+            "Change contact details",
+            {
+                "fields": ["phone", "email", "line1", "line2", "city", "state", "postal_code", "country"],
+                "description": "Sandbox patients only. Saving a change bumps the resource's version and announces "
+                "patient.updated to every app that holds the patient's consent to their demographics.",
+            },
+        ),
+    ]
+
+    @admin.display(description="contact details (FHIR)")
+    def contact_details(self, obj):
+        body = obj.body or {}
+        shown = {"telecom": body.get("telecom", []), "address": body.get("address", [])}
+        return format_html("<pre>{}</pre>", json.dumps(shown, indent=2, ensure_ascii=False))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.environment != Environment.SANDBOX:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return self.fieldsets[:2]
+        return self.fieldsets
+
+    def save_model(self, request, obj, form, change):
+        # Never obj.save(): the service changes the resource, its version and the outbox together.
+        _, changed = patient_services.patient_demographics_update(
+            environment=obj.environment, patient_id=obj.pk, changes=form.changes, actor=request.user
+        )
+        if changed:
+            self.message_user(
+                request, f"Patient/{obj.pk}: {', '.join(changed)} changed; patient.updated announced.", messages.SUCCESS
+            )
+        else:
+            self.message_user(request, f"Patient/{obj.pk}: nothing changed, nothing announced.", messages.INFO)

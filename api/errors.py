@@ -183,6 +183,25 @@ ERRORS: dict[str, ErrorCode] = {
             ),
             fhir_issue="throttled",
         ),
+        ErrorCode(
+            code="webhook_limit_reached",
+            status=409,
+            title="The tier's webhook subscriptions are all in use",
+            layer="policy",
+            explanation=(
+                "Each tier allows a number of webhook subscriptions per organization, counted across all "
+                "its apps, disabled subscriptions included. Your organization has that many already, so "
+                "no more can be created. Nothing is wrong with the request itself: it would succeed once "
+                "there is room, which is why this is a conflict with the current state (409) and not a "
+                "refusal of the caller (403). The detail names your tier, its cap and the next tier's."
+            ),
+            fix=(
+                "Delete a subscription you no longer need (DELETE /api/v1/webhooks/<id>), or subscribe one "
+                "endpoint to several event types instead of one subscription per type. For more, request "
+                "the next tier at /tiers/."
+            ),
+            fhir_issue="business-rule",
+        ),
         # --- data --------------------------------------------------------------------------------
         ErrorCode(
             code="consent_required",
@@ -398,6 +417,72 @@ ERRORS: dict[str, ErrorCode] = {
             fhir_issue="business-rule",
         ),
         ErrorCode(
+            code="webhook_url_refused",
+            status=422,
+            title="The webhook URL is refused",
+            layer="request",
+            explanation=(
+                "The platform will not send events to this URL. A production app's endpoint must use https, "
+                "since events carry patient data. And no endpoint may be on a loopback, private, link-local, "
+                "shared or cloud-metadata address (127.0.0.1, 10.x, 192.168.x, 169.254.169.254, "
+                "metadata.google.internal...), whatever its name resolves to: that would let a webhook reach "
+                "machines inside the platform's network. The detail says which rule the URL broke."
+            ),
+            fix=(
+                "Give a public https URL of your own endpoint. To receive webhooks on a development machine, "
+                "expose it through a tunnelling service with a public https address, or read the event feed "
+                "(GET /api/v1/events) instead."
+            ),
+            fhir_issue="value",
+        ),
+        ErrorCode(
+            code="unknown_event_type",
+            status=422,
+            title="An event type is unknown or cannot be subscribed to",
+            layer="request",
+            explanation=(
+                "A subscription names event types from the event catalogue. One of those given is not in the "
+                "catalogue (check the spelling: appointment.booked, consent.revoked...), or it is webhook.test, "
+                "which is sent to one subscription when you ask for it and is never subscribed to."
+            ),
+            fix=(
+                "Choose from the event types the detail lists (GET /api/v1/event-types has the catalogue with "
+                "each type's schema); send a test event with POST /api/v1/webhooks/<id>/test."
+            ),
+            fhir_issue="code-invalid",
+        ),
+        ErrorCode(
+            code="replay_window_exceeded",
+            status=422,
+            title="The replay starts outside the 30-day window",
+            layer="request",
+            explanation=(
+                "Events and their deliveries are kept for 30 days, so a replay can start at most 30 days ago, "
+                "and not in the future. The since you sent is outside that window."
+            ),
+            fix=(
+                "Send a since within the last 30 days. For what is older, read the current state through the "
+                "APIs (your visits, lab-result shares, GET /api/v1/consents/status, the FHIR API)."
+            ),
+            fhir_issue="value",
+        ),
+        ErrorCode(
+            code="webhook_disabled",
+            status=409,
+            title="The webhook subscription is disabled",
+            layer="request",
+            explanation=(
+                "Nothing is sent to a disabled subscription, so a test event, a redelivery or a replay cannot "
+                "be sent to it either. You disabled it, or the platform did after its endpoint kept failing: "
+                "the subscription's disabled_reason says which."
+            ),
+            fix=(
+                "Fix the endpoint if it was failing, enable the subscription (POST /api/v1/webhooks/<id>/enable), "
+                "then send again; replay what it missed while disabled."
+            ),
+            fhir_issue="business-rule",
+        ),
+        ErrorCode(
             code="endpoint_retired",
             status=410,
             title="This endpoint has been retired",
@@ -409,6 +494,24 @@ ERRORS: dict[str, ErrorCode] = {
             ),
             fix="Move to the replacement named in the problem, following the migration guide it links.",
             fhir_issue="not-supported",
+        ),
+        ErrorCode(
+            code="event_cursor_expired",
+            status=410,
+            title="The event cursor has expired",
+            layer="request",
+            explanation=(
+                "Events are kept for 30 days. Events that follow the cursor you sent were deleted before you "
+                "read them, so carrying on from it would skip them without a word. This happens when an app "
+                "has not read its event feed for longer than the retention window."
+            ),
+            fix=(
+                "Call GET /api/v1/events without after to start again from the oldest event kept, and "
+                "reconcile what you may have missed by reading the current state through the APIs (your "
+                "visits, lab-result shares, GET /api/v1/consents/status, the FHIR API). Poll at least daily "
+                "so that your cursor never falls out of the window."
+            ),
+            fhir_issue="deleted",
         ),
         # --- server ------------------------------------------------------------------------------
         ErrorCode(

@@ -9,11 +9,13 @@ from django.urls import path
 
 from api import consents, schema_views, views
 from api.openapi import VERSIONS
-from api.workflows import eligibility_api, lab_share_api, visit_api
+from api.workflows import eligibility_api, event_feed_api, lab_share_api, visit_api, webhook_api
 
 VISITS = {version: visit_api.versioned_views(version) for version in VERSIONS}
 LAB_SHARES = {version: lab_share_api.versioned_views(version) for version in VERSIONS}
 ELIGIBILITY = {version: eligibility_api.versioned_views(version) for version in VERSIONS}
+EVENTS = {version: event_feed_api.versioned_views(version) for version in VERSIONS}
+WEBHOOKS = {version: webhook_api.versioned_views(version) for version in VERSIONS}
 
 app_name = "api"
 
@@ -84,6 +86,57 @@ urlpatterns = [
                 f"{version}/eligibility-checks/<str:check_id>",
                 views_of["detail"].as_view(),
                 name=f"{version}-eligibility-check",
+            ),
+        )
+    ],
+    *[
+        route
+        for version, views_of in EVENTS.items()
+        for route in (
+            path(f"{version}/events", views_of["feed"].as_view(), name=f"{version}-events"),
+            path(f"{version}/event-types", views_of["types"].as_view(), name=f"{version}-event-types"),
+        )
+    ],
+    *[
+        route
+        for version, views_of in WEBHOOKS.items()
+        for route in (
+            path(f"{version}/webhooks", views_of["collection"].as_view(), name=f"{version}-webhooks"),
+            path(f"{version}/webhooks/<str:subscription_id>", views_of["detail"].as_view(), name=f"{version}-webhook"),
+            path(
+                f"{version}/webhooks/<str:subscription_id>/rotate-secret",
+                views_of["rotate"].as_view(),
+                name=f"{version}-webhook-rotate-secret",
+            ),
+            path(
+                f"{version}/webhooks/<str:subscription_id>/enable",
+                views_of["enable"].as_view(),
+                name=f"{version}-webhook-enable",
+            ),
+            path(
+                f"{version}/webhooks/<str:subscription_id>/disable",
+                views_of["disable"].as_view(),
+                name=f"{version}-webhook-disable",
+            ),
+            path(
+                f"{version}/webhooks/<str:subscription_id>/test",
+                views_of["test"].as_view(),
+                name=f"{version}-webhook-test",
+            ),
+            path(
+                f"{version}/webhooks/<str:subscription_id>/deliveries",
+                views_of["deliveries"].as_view(),
+                name=f"{version}-webhook-deliveries",
+            ),
+            path(
+                f"{version}/webhooks/<str:subscription_id>/deliveries/<int:delivery_id>/redeliver",
+                views_of["redeliver"].as_view(),
+                name=f"{version}-webhook-redeliver",
+            ),
+            path(
+                f"{version}/webhooks/<str:subscription_id>/replay",
+                views_of["replay"].as_view(),
+                name=f"{version}-webhook-replay",
             ),
         )
     ],

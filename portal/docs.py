@@ -8,6 +8,7 @@ on every request, by the HTML that ``BLOCKS[name]`` builds from the data the pla
 """
 
 import html
+import json
 import re
 import threading
 from collections.abc import Callable
@@ -22,10 +23,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
+from pygments import highlight
 from pygments.formatters import HtmlFormatter
+from pygments.lexers import JsonLexer
 
 from api import ratelimit
-from partners import token_limits
+from api.workflows.event_feed_api import event_type_anchor, example_envelope
+from partners import events, token_limits
 from partners.models import Tier
 from partners.tiers import ENDPOINT_GROUPS, QUOTA_WINDOWS, effective_quotas
 from portal.templatetags.portal_tags import duration
@@ -37,7 +41,10 @@ PYGMENTS_STYLE = "default"
 # so adding a file is enough to publish it.
 SECTIONS = (
     ("Start here", ("getting-started", "authentication", "authorization-layers", "scopes", "consent", "tiers")),
-    ("APIs", ("fhir-api", "visits", "lab-result-shares", "eligibility-checks", "migrating-to-v2")),
+    (
+        "APIs",
+        ("fhir-api", "visits", "lab-result-shares", "eligibility-checks", "events", "webhooks", "migrating-to-v2"),
+    ),
     (
         "Operating your app",
         (
@@ -504,4 +511,102 @@ def tier_comparison() -> SafeString:
         "<tbody>\n{}\n</tbody>\n</table></div></div>",
         _cells((t.name for t in tiers), '<th scope="col">{}</th>'),
         body,
+    )
+
+
+# --- Events --------------------------------------------------------------------------------------
+
+
+def _json(value) -> SafeString:
+    """``value`` as indented, highlighted JSON. Pygments escapes every character of the text it is
+    given, so catalogue text can never become markup."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return mark_safe(highlight(text, JsonLexer(), HtmlFormatter(cssclass="highlight")))  # noqa: S308 - escaped by Pygments
+
+
+def _audience(event_type: events.EventType) -> SafeString:
+    if event_type.audience == events.PATIENT:
+        return format_html(
+            "Apps holding, when it happens, an active consent of the patient that covers <code>{}</code>. An "
+            "app without one never learns of it.",
+            event_type.data_class,
+        )
+    return format_html(
+        "{}",
+        {
+            events.APP: "The app the consent is for, even once the consent is revoked or expired.",
+            events.ORGANIZATION: "Every app of the organization it is about.",
+            events.EVERYONE: "Every app.",
+            events.SUBSCRIPTION: "Only the webhook subscription it is sent to; never the event feed.",
+        }.get(event_type.audience, event_type.audience),
+    )
+
+
+@block("event-catalogue")
+def event_catalogue() -> SafeString:
+    """Every event type of ``partners.events.CATALOGUE``: an index, then a section each (its anchor is
+    the type with dots as hyphens: /docs/events/#appointment-booked) with the example message and the
+    JSON schema that GET /api/v1/event-types serves."""
+    catalogue = list(events.CATALOGUE.values())
+    index = format_html_join(
+        "\n",
+        '<tr><th scope="row"><a href="#{}"><code>{}</code></a></th><td class="num">{}</td><td>{}</td><td>{}</td></tr>',
+        ((event_type_anchor(e.name), e.name, e.version, e.audience, e.summary) for e in catalogue),
+    )
+    sections = format_html_join(
+        "\n",
+        '<section class="generated-group event-type" aria-labelledby="{}">\n'
+        '<h3 id="{}"><code>{}</code> <span class="muted">version {}</span></h3>\n'
+        "<p>{}</p>\n"
+        '<dl class="event-facts">\n'
+        "<dt>Who receives it</dt><dd>{}</dd>\n"
+        "<dt>Caused by</dt><dd>{}</dd>\n"
+        "<dt>In the event feed</dt><dd>{}</dd>\n"
+        "</dl>\n"
+        "<p><strong>Example message</strong></p>\n{}\n"
+        "<details><summary>JSON schema of the message</summary>\n{}\n</details>\n"
+        "</section>",
+        (
+            (
+                event_type_anchor(e.name),
+                event_type_anchor(e.name),
+                e.name,
+                e.version,
+                e.summary,
+                _audience(e),
+                e.cause or "—",
+                "yes" if e.feed else "no",
+                _json(example_envelope(e)),
+                _json(events.envelope_schema(e)),
+            )
+            for e in catalogue
+        ),
+    )
+    return format_html(
+        '<div class="generated" data-block="event-catalogue">\n'
+        '<div class="table-wrap"><table class="table table-compact">\n'
+        '<thead><tr><th scope="col">Type</th><th scope="col" class="num">Version</th><th scope="col">Audience</th>'
+        '<th scope="col">What happened</th></tr></thead>\n'
+        "<tbody>\n{}\n</tbody>\n</table></div>\n{}\n"
+        '<p class="generated-note">{}</p>\n</div>',
+        index,
+        sections,
+        "Built from the catalogue the platform publishes from, when this page was loaded; "
+        "GET /api/v1/event-types serves the same schemas and examples.",
+    )
+
+
+@block("webhook-subscription-caps")
+def webhook_subscription_caps() -> SafeString:
+    """How many webhook subscriptions an organization may have on each tier, from the tiers themselves."""
+    tiers = _tiers()
+    if not tiers:
+        return _no_tiers()
+    return format_html(
+        '<div class="generated" data-block="webhook-subscription-caps"><div class="table-wrap">'
+        '<table class="table table-compact">\n<thead><tr><td></td>{}</tr></thead>\n'
+        '<tbody>\n<tr><th scope="row">{}</th>{}</tr>\n</tbody>\n</table></div></div>',
+        _cells((t.name for t in tiers), '<th scope="col">{}</th>'),
+        "Webhook subscriptions per organization (all its apps, disabled ones included)",
+        _cells((_count(t.max_webhook_subscriptions) for t in tiers), '<td class="num">{}</td>'),
     )

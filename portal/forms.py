@@ -6,10 +6,13 @@ from datetime import UTC, datetime, time, timedelta
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from api.models import AccessEvent
+from partners import events
 from partners.models import App, Membership, Organization
 from partners.tiers import BAA_VERSION, SECURITY_QUESTIONNAIRE
+from partners.webhook_services import SUBSCRIBABLE_EVENT_TYPES
 
 
 def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -338,4 +341,88 @@ class TokenInspectForm(forms.Form):
             "required": "Paste a token to inspect.",
             "max_length": "That is longer than any token we issue.",
         },
+    )
+
+
+# --- Webhooks --------------------------------------------------------------------------------
+
+
+class WebhookSubscriptionForm(forms.Form):
+    """A subscription's fields; whether the URL may be sent to is ``partners.webhook_services``'s to say."""
+
+    url = forms.URLField(
+        label="Endpoint URL",
+        max_length=2000,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://", "inputmode": "url", "spellcheck": "false"}),
+        help_text="Where we POST events: https (required for production apps), on a public address. Loopback, "
+        "private, link-local and cloud-metadata addresses are refused.",
+    )
+    event_types = forms.MultipleChoiceField(
+        label="Event types",
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one event type."},
+    )
+    description = forms.CharField(
+        label="Description",
+        max_length=200,
+        required=False,
+        help_text="For your team: what receives these events.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.event_catalogue = [events.get(name) for name in SUBSCRIBABLE_EVENT_TYPES]
+        self.fields["event_types"].choices = [(event.name, event.name) for event in self.event_catalogue]
+
+    def event_type_rows(self):
+        """(checkbox, event type) pairs, so the template shows each type's summary beside its box."""
+        return list(zip(self["event_types"], self.event_catalogue, strict=True))
+
+
+OVERLAP_CHOICES = [
+    (24, "24 hours (recommended)"),
+    (1, "1 hour"),
+    (72, "3 days"),
+    (168, "7 days"),
+    (0, "None: the old secret stops at once"),
+]
+
+
+class WebhookRotateForm(forms.Form):
+    overlap_hours = forms.TypedChoiceField(
+        label="Keep signing with the old secret too for",
+        choices=OVERLAP_CHOICES,
+        coerce=int,
+        initial=24,
+        widget=forms.RadioSelect,
+        help_text="During the overlap every message carries two signatures, one per secret, so your endpoint keeps "
+        "verifying while you deploy the new secret.",
+    )
+
+
+class WebhookDisableForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason",
+        max_length=300,
+        required=False,
+        help_text="Optional: why, for whoever looks at it later.",
+    )
+
+
+class UTCDateTimeField(forms.DateTimeField):
+    """A date and time typed without a zone, read as UTC (what the page says) whatever the server's zone."""
+
+    def to_python(self, value):
+        with timezone.override(UTC):
+            return super().to_python(value)
+
+
+class WebhookReplayForm(forms.Form):
+    since = UTCDateTimeField(
+        label="Resend events since (UTC)",
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Every event sent to this subscription from then on is sent again, in sequence order, with its "
+        "original sequence number. At most 30 days ago.",
     )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import diagnostics, docs_views, views
+from portal import diagnostics, docs_views, views, webhook_views
 
 app_name = "portal"
 
@@ -24,6 +24,28 @@ urlpatterns = [
     path("apps/<int:pk>/keys/", views.app_keys, name="app-keys"),
     path("apps/<int:pk>/access-log/", views.app_access_log, name="app-access-log"),
     path("apps/<int:pk>/usage/", views.app_usage, name="app-usage"),
+    # Webhooks
+    path("apps/<int:pk>/webhooks/", webhook_views.webhooks, name="webhooks"),
+    path("apps/<int:pk>/webhooks/new/", webhook_views.webhook_create, name="webhook-create"),
+    path("apps/<int:pk>/webhooks/<str:subscription_id>/", webhook_views.webhook_detail, name="webhook-detail"),
+    path("apps/<int:pk>/webhooks/<str:subscription_id>/edit/", webhook_views.webhook_edit, name="webhook-edit"),
+    path("apps/<int:pk>/webhooks/<str:subscription_id>/enable/", webhook_views.webhook_enable, name="webhook-enable"),
+    path(
+        "apps/<int:pk>/webhooks/<str:subscription_id>/disable/", webhook_views.webhook_disable, name="webhook-disable"
+    ),
+    path("apps/<int:pk>/webhooks/<str:subscription_id>/delete/", webhook_views.webhook_delete, name="webhook-delete"),
+    path(
+        "apps/<int:pk>/webhooks/<str:subscription_id>/rotate-secret/",
+        webhook_views.webhook_rotate_secret,
+        name="webhook-rotate-secret",
+    ),
+    path("apps/<int:pk>/webhooks/<str:subscription_id>/test/", webhook_views.webhook_test, name="webhook-test"),
+    path("apps/<int:pk>/webhooks/<str:subscription_id>/replay/", webhook_views.webhook_replay, name="webhook-replay"),
+    path(
+        "apps/<int:pk>/webhooks/<str:subscription_id>/deliveries/<int:delivery_id>/redeliver/",
+        webhook_views.webhook_redeliver,
+        name="webhook-redeliver",
+    ),
     # Tiers
     path("tiers/", views.tiers, name="tiers"),
     path("tiers/request/", views.upgrade_request, name="upgrade-request"),

@@ -76,3 +76,55 @@ class TierUpgradeRequestFactory(factory.django.DjangoModelFactory):
 def member(role: str = Membership.Role.OWNER, organization: Organization | None = None, **user_kwargs) -> Membership:
     organization = organization or OrganizationFactory()
     return MembershipFactory(organization=organization, role=role, user=UserFactory(**user_kwargs))
+
+
+# --- Webhooks ----------------------------------------------------------------------------------
+
+
+class WebhookSubscriptionFactory(factory.django.DjangoModelFactory):
+    """Made directly, without the URL checks of ``webhook_subscription_create`` (no DNS lookup)."""
+
+    class Meta:
+        model = "partners.WebhookSubscription"
+
+    app = factory.SubFactory(AppFactory)
+    url = factory.Sequence(lambda n: f"https://hooks{n}.example.com/events")
+    event_types = factory.LazyFunction(lambda: ["consent.granted", "consent.revoked"])
+
+
+class OutboxEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "partners.OutboxEvent"
+
+    type = "consent.granted"
+    payload = factory.LazyFunction(lambda: {"consent_id": 1, "patient": "Patient/p1", "status": "active"})
+    dispatched_at = factory.LazyFunction(timezone.now)
+
+
+class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "partners.WebhookDelivery"
+
+    subscription = factory.SubFactory(WebhookSubscriptionFactory)
+    event = factory.SubFactory(
+        OutboxEventFactory,
+        app=factory.SelfAttribute("..subscription.app"),
+        organization=factory.SelfAttribute("..subscription.app.organization"),
+    )
+    sequence = factory.Sequence(lambda n: n + 1)
+    reason = "event"
+    status = "pending"
+    next_attempt_at = factory.LazyFunction(timezone.now)
+
+
+class DeliveryAttemptFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "partners.DeliveryAttempt"
+
+    delivery = factory.SubFactory(WebhookDeliveryFactory)
+    number = factory.Sequence(lambda n: n + 1)
+    started_at = factory.LazyFunction(timezone.now)
+    duration_ms = 120
+    status_code = 200
+    response_excerpt = '{"ok": true}'
+    succeeded = True

@@ -32,7 +32,7 @@ from tests.factories import AppFactory, OrganizationFactory
 MAX_EXAMPLES = 20
 SCOPES = (
     "appointments.read appointments.write consent.read consent.write lab_results.read lab_results.share "
-    "eligibility.read"
+    "eligibility.read events.read webhooks.manage"
 )
 CHECKS = [
     not_a_server_error,
