@@ -16,6 +16,16 @@ LAB_SHARES = {version: lab_share_api.versioned_views(version) for version in VER
 ELIGIBILITY = {version: eligibility_api.versioned_views(version) for version in VERSIONS}
 EVENTS = {version: event_feed_api.versioned_views(version) for version in VERSIONS}
 WEBHOOKS = {version: webhook_api.versioned_views(version) for version in VERSIONS}
+# (view, path under /webhooks/<id>/, route name suffix)
+WEBHOOK_ACTIONS = (
+    ("rotate", "rotate-secret", "rotate-secret"),
+    ("enable", "enable", "enable"),
+    ("disable", "disable", "disable"),
+    ("test", "test", "test"),
+    ("deliveries", "deliveries", "deliveries"),
+    ("redeliver", "deliveries/<int:delivery_id>/redeliver", "redeliver"),
+    ("replay", "replay", "replay"),
+)
 
 app_name = "api"
 
@@ -103,40 +113,13 @@ urlpatterns = [
         for route in (
             path(f"{version}/webhooks", views_of["collection"].as_view(), name=f"{version}-webhooks"),
             path(f"{version}/webhooks/<str:subscription_id>", views_of["detail"].as_view(), name=f"{version}-webhook"),
-            path(
-                f"{version}/webhooks/<str:subscription_id>/rotate-secret",
-                views_of["rotate"].as_view(),
-                name=f"{version}-webhook-rotate-secret",
-            ),
-            path(
-                f"{version}/webhooks/<str:subscription_id>/enable",
-                views_of["enable"].as_view(),
-                name=f"{version}-webhook-enable",
-            ),
-            path(
-                f"{version}/webhooks/<str:subscription_id>/disable",
-                views_of["disable"].as_view(),
-                name=f"{version}-webhook-disable",
-            ),
-            path(
-                f"{version}/webhooks/<str:subscription_id>/test",
-                views_of["test"].as_view(),
-                name=f"{version}-webhook-test",
-            ),
-            path(
-                f"{version}/webhooks/<str:subscription_id>/deliveries",
-                views_of["deliveries"].as_view(),
-                name=f"{version}-webhook-deliveries",
-            ),
-            path(
-                f"{version}/webhooks/<str:subscription_id>/deliveries/<int:delivery_id>/redeliver",
-                views_of["redeliver"].as_view(),
-                name=f"{version}-webhook-redeliver",
-            ),
-            path(
-                f"{version}/webhooks/<str:subscription_id>/replay",
-                views_of["replay"].as_view(),
-                name=f"{version}-webhook-replay",
+            *(
+                path(
+                    f"{version}/webhooks/<str:subscription_id>/{suffix}",
+                    views_of[view].as_view(),
+                    name=f"{version}-webhook-{name}",
+                )
+                for view, suffix, name in WEBHOOK_ACTIONS
             ),
         )
     ],
