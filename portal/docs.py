@@ -610,3 +610,45 @@ def webhook_subscription_caps() -> SafeString:
         "Webhook subscriptions per organization (all its apps, disabled ones included)",
         _cells((_count(t.max_webhook_subscriptions) for t in tiers), '<td class="num">{}</td>'),
     )
+
+
+# --- Error codes: one page each, at the URI every problem carries in ``type`` -----------------------
+
+# Codes renamed since they were first sent: their old ``type`` URIs still lead to the page.
+RENAMED_ERROR_CODES = {"rate_limited": "quota_exceeded"}
+
+
+def error_code(code: str):
+    """The catalogue entry of ``code`` (``api.errors``), or None."""
+    from api import errors
+
+    return errors.ERRORS.get(code)
+
+
+@block("error-catalogue")
+def error_catalogue() -> SafeString:
+    """Every error code the API sends, by the layer that sends it, each linking to its own page."""
+    from api import errors
+
+    sections = []
+    for layer in errors.LAYERS:
+        codes = sorted((e for e in errors.ERRORS.values() if e.layer == layer), key=lambda e: (e.status, e.code))
+        if not codes:
+            continue
+        rows = format_html_join(
+            "\n",
+            '<tr id="{}"><td><a href="{}"><code>{}</code></a></td><td class="num">{}</td><td>{}</td></tr>',
+            ((e.code, errors.docs_path(e.code), e.code, e.status, e.title) for e in codes),
+        )
+        sections.append(
+            format_html(
+                '<h3 id="layer-{}">Layer: {}</h3><div class="table-wrap"><table class="table table-compact">'
+                "<thead><tr><th>Code</th><th>Status</th><th>Title</th></tr></thead><tbody>\n{}\n</tbody>"
+                "</table></div>",
+                layer,
+                layer,
+                rows,
+            )
+        )
+    body = format_html_join("\n", "{}", ((section,) for section in sections))
+    return format_html('<div class="generated" data-block="error-catalogue">{}</div>', body)

@@ -1,6 +1,6 @@
 """The docs portal: public pages, no login. What a page shows is ``portal.docs``'s business."""
 
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_safe
 
@@ -43,3 +43,26 @@ def page(request, slug):
         "nav_section": "docs",
     }
     return _cacheable(request, render(request, "docs/page.html", context))
+
+
+@require_safe
+def error_page(request, code):
+    """``/docs/errors/<code>/``: the page every problem's ``type`` URI points at."""
+    if code in docs.RENAMED_ERROR_CODES:
+        return redirect("portal:docs-error", code=docs.RENAMED_ERROR_CODES[code], permanent=True)
+    error = docs.error_code(code)
+    if error is None:
+        return render(
+            request,
+            "docs/not_found.html",
+            {"slug": f"errors/{code}", "sections": docs.sections(), "nav_section": "docs"},
+            status=404,
+        )
+    context = {
+        "error": error,
+        "page": docs.page("errors"),  # the sidebar shows the errors page as the current one
+        "sections": docs.sections(),
+        "nav_section": "docs",
+        "renamed_from": [old for old, new in docs.RENAMED_ERROR_CODES.items() if new == code],
+    }
+    return _cacheable(request, render(request, "docs/error.html", context))

@@ -57,5 +57,6 @@ urlpatterns = [
     path("diagnostics/", diagnostics.diagnostics, name="diagnostics"),
     # Docs (public)
     path("docs/", docs_views.index, name="docs"),
+    path("docs/errors/<slug:code>/", docs_views.error_page, name="docs-error"),
     path("docs/<str:slug>/", docs_views.page, name="docs-page"),
 ]
