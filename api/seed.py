@@ -381,6 +381,18 @@ V1_VISITS_DEPRECATION = {
 
 
 def seed_deprecations() -> dict:
-    """The sandbox's published deprecations, created once: an admin's later edits are kept."""
-    _, created = Deprecation.objects.get_or_create(path_prefix="v1/visits", defaults=V1_VISITS_DEPRECATION)
+    """The sandbox's published deprecations, created once: an admin's later edits are kept. Creating
+    one announces it (``deprecation.announced``) as publishing it in admin does, so every app's event
+    feed starts with a real event."""
+    from django.conf import settings
+    from django.db import transaction
+
+    from api.deprecations import deprecation_announce
+
+    with transaction.atomic():
+        deprecation, created = Deprecation.objects.get_or_create(
+            path_prefix="v1/visits", defaults=V1_VISITS_DEPRECATION
+        )
+        if created and deprecation.published:
+            deprecation_announce(deprecation=deprecation, base_url=settings.PUBLIC_BASE_URL + "/")
     return {"v1/visits": "created" if created else "kept"}

@@ -42,3 +42,16 @@ def test_the_human_output_names_every_login():
     text = seed()
     for expected in ("Admin login", "Developer login", "Patient login", "Provider login", "client_secret"):
         assert expected in text
+
+
+def test_the_seeded_deprecation_is_announced_once_to_every_app_s_feed():
+    from partners import event_services
+    from partners.models import EventRecipient, OutboxEvent
+
+    seed()
+    seed()
+    (event,) = OutboxEvent.objects.filter(type="deprecation.announced")
+    event_services.event_fan_out(event_id=event.pk)  # the worker's job, after the seed's commit
+    demo = App.objects.get(client_id="demo-acme-sandbox")
+    assert EventRecipient.objects.filter(event=event, app=demo).exists()
+    assert EventRecipient.objects.filter(event=event).count() == App.objects.count()
