@@ -22,7 +22,7 @@ from django.utils.html import format_html
 
 from api import usage_presenters, usage_selectors
 from api.audit_export import ADMIN_COLUMNS, csv_response
-from api.deprecations import deprecation_announce
+from api.deprecations import deprecation_announce, deprecation_state
 from api.models import (
     RESOURCE_MODELS,
     AccessEvent,
@@ -78,16 +78,6 @@ class EnvironmentFilter(FixedChoicesFilter):
     title = "environment"
     parameter_name = "environment"
     options = tuple(Environment.choices)
-
-
-def deprecation_state(obj, now) -> str:
-    if not obj.published:
-        return "draft"
-    if obj.enforced_at and obj.enforced_at <= now:
-        return "enforced"
-    if obj.announced_at <= now:
-        return "announced"
-    return "scheduled"
 
 
 class DeprecationStateFilter(admin.SimpleListFilter):

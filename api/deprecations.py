@@ -222,3 +222,20 @@ def deprecation_announce(*, deprecation: Deprecation, base_url: str) -> None:
             "migration_guide": urljoin(base_url, deprecation.migration_guide) if deprecation.migration_guide else "",
         },
     )
+
+
+def deprecation_state(deprecation: Deprecation, now: datetime) -> str:
+    """draft, scheduled (announced later), announced, or enforced (answering 410)."""
+    if not deprecation.published:
+        return "draft"
+    if deprecation.enforced_at and deprecation.enforced_at <= now:
+        return "enforced"
+    if deprecation.announced_at <= now:
+        return "announced"
+    return "scheduled"
+
+
+def published_deprecations() -> list[Deprecation]:
+    """What ``/deprecations/`` lists: the published deprecations, soonest sunset first, read from the
+    same rows that drive the headers."""
+    return list(Deprecation.objects.filter(published=True).order_by("sunset_at", "path_prefix"))

@@ -66,3 +66,26 @@ def error_page(request, code):
         "renamed_from": [old for old, new in docs.RENAMED_ERROR_CODES.items() if new == code],
     }
     return _cacheable(request, render(request, "docs/error.html", context))
+
+
+@require_safe
+def deprecations(request):
+    """``/deprecations/``: every published deprecation with its dates, a countdown to its sunset, what
+    replaces it and the migration guide; from the records that send the ``Deprecation`` headers."""
+    from django.utils import timezone
+
+    from api.deprecations import deprecation_state, published_deprecations
+
+    now = timezone.now()
+    listed = [
+        {
+            "deprecation": deprecation,
+            "state": deprecation_state(deprecation, now),
+            "days_to_sunset": max(0, (deprecation.sunset_at - now).days),
+            "summary": docs.render(deprecation.summary, slug="deprecations").html(),
+            "api_path": "/api/" + deprecation.path_prefix.strip("/") + "/",
+        }
+        for deprecation in published_deprecations()
+    ]
+    context = {"deprecations": listed, "sections": docs.sections(), "nav_section": "docs", "now": now}
+    return _cacheable(request, render(request, "docs/deprecations.html", context))

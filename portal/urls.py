@@ -58,5 +58,6 @@ urlpatterns = [
     # Docs (public)
     path("docs/", docs_views.index, name="docs"),
     path("docs/errors/<slug:code>/", docs_views.error_page, name="docs-error"),
+    path("deprecations/", docs_views.deprecations, name="deprecations"),
     path("docs/<str:slug>/", docs_views.page, name="docs-page"),
 ]
