@@ -652,3 +652,61 @@ def error_catalogue() -> SafeString:
         )
     body = format_html_join("\n", "{}", ((section,) for section in sections))
     return format_html('<div class="generated" data-block="error-catalogue">{}</div>', body)
+
+
+# --- Scopes: from the registry the token endpoint, the consent screen and discovery use -------------
+
+
+def _scope_table(kinds: tuple[str, ...], columns: tuple[str, ...], row) -> SafeString:
+    from partners.scopes import documented_scopes
+
+    scopes = [scope for scope in documented_scopes() if scope.kind in kinds]
+    head = format_html_join("", "<th>{}</th>", ((column,) for column in columns))
+    body = format_html_join("\n", "<tr>{}</tr>", ((row(scope),) for scope in scopes))
+    return format_html(
+        '<div class="generated" data-block="scopes"><div class="table-wrap"><table class="table table-compact">'
+        "<thead><tr>{}</tr></thead><tbody>\n{}\n</tbody></table></div></div>",
+        head,
+        body,
+    )
+
+
+@block("scope-resource-examples")
+def scope_resource_examples() -> SafeString:
+    return _scope_table(
+        ("resource",),
+        ("scope", "what the patient reads on the consent screen"),
+        lambda s: format_html('<td id="{}"><code>{}</code></td><td>{}</td>', s.name, s.name, s.sentence),
+    )
+
+
+@block("scope-session")
+def scope_session() -> SafeString:
+    return _scope_table(
+        ("launch", "identity", "access"),
+        ("scope", "what the patient reads", "can the patient untick it?"),
+        lambda s: format_html(
+            '<td id="{}"><code>{}</code></td><td>{}</td><td>{}</td>',
+            s.name,
+            s.name,
+            s.sentence,
+            "yes" if s.optional else "no",
+        ),
+    )
+
+
+@block("scope-workflow")
+def scope_workflow() -> SafeString:
+    from partners.scopes import DATA_CLASSES
+
+    return _scope_table(
+        ("workflow",),
+        ("scope", "what the patient reads", "data class"),
+        lambda s: format_html(
+            '<td id="{}"><code>{}</code></td><td>{}</td><td>{}</td>',
+            s.name,
+            s.name,
+            s.sentence,
+            DATA_CLASSES[s.data_class].description if s.data_class in DATA_CLASSES else s.data_class,
+        ),
+    )
