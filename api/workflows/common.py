@@ -13,7 +13,7 @@ from api.audit import record_access
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.permissions import require_data_access
 from api.problems import Problem
-from api.views import versioned_schema
+from api.views import problem_responses, versioned_schema
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -43,6 +43,19 @@ PAGE_PARAMETERS = [
 def operation(version: str, name: str, tag: str, **kwargs):
     """The OpenAPI description of one version's copy of a shared handler: operation id ``<name>_<version>``."""
     return versioned_schema(operation_id=f"{name}_{version}", tags=[tag], **kwargs)
+
+
+def write_operation(version: str, name: str, tag: str, *, success: dict, parameters=(), **kwargs):
+    """``operation`` for a workflow write: it takes an ``Idempotency-Key`` (after ``parameters``) and may
+    answer any of ``WRITE_ERRORS`` besides its ``success`` responses."""
+    return operation(
+        version,
+        name,
+        tag,
+        parameters=[*parameters, IDEMPOTENCY_PARAMETER],
+        responses={**success, **problem_responses(*WRITE_ERRORS)},
+        **kwargs,
+    )
 
 
 def page_serializer(name: str, item_serializer) -> type:

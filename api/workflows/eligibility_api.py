@@ -20,11 +20,9 @@ from api.serializers import PatientReferenceSerializer
 from api.views import ProtectedAPIView, problem_responses
 from api.workflows import eligibility
 from api.workflows.common import (
-    IDEMPOTENCY_PARAMETER,
     NO_STORE,
     PAGE_PARAMETERS,
     READ_ERRORS,
-    WRITE_ERRORS,
     checked_access,
     created,
     operation,
@@ -32,6 +30,7 @@ from api.workflows.common import (
     paginate,
     reference_id,
     validated,
+    write_operation,
 )
 
 SERVICE_TYPE_HELP = "; ".join(f"{key}: {label}" for key, label in eligibility.SERVICE_TYPES.items())
@@ -241,7 +240,7 @@ def versioned_views(version: str) -> dict:
                 ],
                 responses={200: list_serializer, **problem_responses(*READ_ERRORS)},
             )(EligibilityCollectionView.get),
-            "post": operation(
+            "post": write_operation(
                 version,
                 "eligibility_checks_create",
                 "eligibility-checks",
@@ -252,11 +251,9 @@ def versioned_views(version: str) -> dict:
                 "takes a while to answer; the eligibility quota is the tier's smallest. Needs `eligibility.read`, "
                 "write access in the tier, the patient's consent to coverage, and an Idempotency-Key: a retry "
                 "with the same key returns the first answer without asking the payer again.",
-                parameters=[IDEMPOTENCY_PARAMETER],
                 request=EligibilityCreateSerializer,
-                responses={
-                    201: OpenApiResponse(EligibilityCheckSerializer, description="Checked; Location names the check."),
-                    **problem_responses(*WRITE_ERRORS),
+                success={
+                    201: OpenApiResponse(EligibilityCheckSerializer, description="Checked; Location names the check.")
                 },
             )(EligibilityCollectionView.post),
         },

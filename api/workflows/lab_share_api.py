@@ -17,17 +17,16 @@ from api.serializers import PatientReferenceSerializer
 from api.views import ProtectedAPIView, problem_responses
 from api.workflows import lab_shares
 from api.workflows.common import (
-    IDEMPOTENCY_PARAMETER,
     NO_STORE,
     PAGE_PARAMETERS,
     READ_ERRORS,
-    WRITE_ERRORS,
     checked_access,
     operation,
     page_serializer,
     paginate,
     reference_id,
     validated,
+    write_operation,
 )
 
 
@@ -201,7 +200,7 @@ def versioned_views(version: str) -> dict:
         (LabShareCreateView,),
         {
             "api_version": version,
-            "post": operation(
+            "post": write_operation(
                 version,
                 "lab_shares_create",
                 "lab-results",
@@ -212,14 +211,10 @@ def versioned_views(version: str) -> dict:
                 "an Idempotency-Key. A patient token shares its own patient's results only (403 forbidden). "
                 "404 for an unknown or non-laboratory observation. Announces `lab_result.shared`.",
                 parameters=[
-                    OpenApiParameter("observation_id", str, OpenApiParameter.PATH, description="The Observation's id."),
-                    IDEMPOTENCY_PARAMETER,
+                    OpenApiParameter("observation_id", str, OpenApiParameter.PATH, description="The Observation's id.")
                 ],
                 request=LabShareCreateSerializer,
-                responses={
-                    201: OpenApiResponse(LabShareSerializer, description="Shared; Location names the share."),
-                    **problem_responses(*WRITE_ERRORS),
-                },
+                success={201: OpenApiResponse(LabShareSerializer, description="Shared; Location names the share.")},
             )(LabShareCreateView.post),
         },
     )
@@ -267,7 +262,7 @@ def versioned_views(version: str) -> dict:
         (LabShareRevokeView,),
         {
             "api_version": version,
-            "post": operation(
+            "post": write_operation(
                 version,
                 "lab_shares_revoke",
                 "lab-results",
@@ -277,9 +272,8 @@ def versioned_views(version: str) -> dict:
                 "it needs "
                 "no consent, so a share can be ended after the patient withdrew theirs. Announces "
                 "`lab_result.share_revoked`.",
-                parameters=[IDEMPOTENCY_PARAMETER],
                 request=LabShareRevokeSerializer,
-                responses={200: LabShareSerializer, **problem_responses(*WRITE_ERRORS)},
+                success={200: LabShareSerializer},
             )(LabShareRevokeView.post),
         },
     )

@@ -19,11 +19,9 @@ from api.serializers import PatientReferenceSerializer
 from api.views import ProtectedAPIView, problem_responses
 from api.workflows import visits
 from api.workflows.common import (
-    IDEMPOTENCY_PARAMETER,
     NO_STORE,
     PAGE_PARAMETERS,
     READ_ERRORS,
-    WRITE_ERRORS,
     checked_access,
     created,
     operation,
@@ -31,6 +29,7 @@ from api.workflows.common import (
     paginate,
     reference_id,
     validated,
+    write_operation,
 )
 
 DATA_CLASS = "appointments"
@@ -291,7 +290,7 @@ def versioned_views(version: str) -> dict:
                 ],
                 responses={200: list_serializer, **problem_responses(*READ_ERRORS)},
             )(VisitCollectionView.get),
-            "post": operation(
+            "post": write_operation(
                 version,
                 "visits_schedule",
                 "visits",
@@ -299,12 +298,8 @@ def versioned_views(version: str) -> dict:
                 description="The slot becomes busy and the visit a booked FHIR Appointment, in one transaction. "
                 "409 slot_unavailable when the slot was taken meanwhile. Needs `appointments.write`, write "
                 "access in the tier, the patient's consent to appointments, and an Idempotency-Key.",
-                parameters=[IDEMPOTENCY_PARAMETER],
                 request=VisitCreateSerializer,
-                responses={
-                    201: OpenApiResponse(serializer, description="Booked; Location names the visit."),
-                    **problem_responses(*WRITE_ERRORS),
-                },
+                success={201: OpenApiResponse(serializer, description="Booked; Location names the visit.")},
             )(VisitCollectionView.post),
         },
     )
@@ -327,16 +322,15 @@ def versioned_views(version: str) -> dict:
         (VisitCancelView,),
         {
             "api_version": version,
-            "post": operation(
+            "post": write_operation(
                 version,
                 "visits_cancel",
                 "visits",
                 summary="Cancel a visit and free its slot",
                 description="Only a booked visit that has not started can be cancelled (409 visit_not_cancellable "
                 "otherwise). Needs `appointments.write`, write access in the tier and an Idempotency-Key.",
-                parameters=[IDEMPOTENCY_PARAMETER],
                 request=VisitCancelSerializer,
-                responses={200: serializer, **problem_responses(*WRITE_ERRORS)},
+                success={200: serializer},
             )(VisitCancelView.post),
         },
     )
