@@ -227,10 +227,10 @@ class StatusClassFilter(FixedChoicesFilter):
 
 @admin.register(UsageHour)
 class UsageHourAdmin(ReadOnlyAdmin):
-    """The rolled-up usage rows, one per app, endpoint group, status class, error code, policy and
+    """The rolled-up usage rows, one per app, endpoint, status class, error code, policy and
     hour; ``/admin/usage/`` (``usage_summary_view``) shows them summed across partners."""
 
-    list_display = ["hour", "organization", "app", "group", "status_class", "error_code", "policy", "count"]
+    list_display = ["hour", "organization", "app", "endpoint", "status_class", "error_code", "policy", "count"]
     list_display_links = None
     list_filter = ["organization", "app", EndpointGroupFilter, StatusClassFilter]
     list_select_related = ["organization", "app"]

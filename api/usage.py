@@ -5,7 +5,7 @@ database, kept 13 months.
 trip and never raises: usage is worth less than the request. It increments one counter in a hash
 per UTC hour and app::
 
-    usage:<YYYYMMDDHH>:<app_id>   hash   "<org_id>|<group>|<status class>|<error code or ->|<policy or ->" -> count
+    usage:<YYYYMMDDHH>:<app_id>   hash   "<org_id>|<group>|<status class>|<error|->|<policy|->|<endpoint>" -> count
     usage:<YYYYMMDDHH>:apps       set    the app ids counted in that hour (so the rollup never SCANs)
     usage:pending                 set    the hours not yet rolled up for good
 
@@ -40,8 +40,8 @@ COUNTER_TTL = 4 * 24 * 3600  # seconds; the rollup has this long to catch up aft
 FINAL_AFTER = timedelta(minutes=5)  # an hour's counters stop changing this long after it ends
 RETENTION_MONTHS = 13
 NONE = "-"  # an absent error code or policy, in a counter's field
-UNIQUE_FIELDS = ["hour", "app", "group", "status_class", "error_code", "policy"]
-MAX_LENGTHS = {"group": 40, "error_code": 60, "policy": 100}  # UsageHour's columns
+UNIQUE_FIELDS = ["hour", "app", "group", "status_class", "error_code", "policy", "endpoint"]
+MAX_LENGTHS = {"group": 40, "error_code": 60, "policy": 100, "endpoint": 200}  # UsageHour's columns
 
 
 # --- Hours and counter fields ----------------------------------------------------------------
@@ -73,6 +73,7 @@ class Counted:
     status_class: str
     error_code: str  # "" when the response was not an error
     policy: str  # "" unless the response was a 429 naming the policy it broke
+    endpoint: str = ""  # "GET /api/v1/visits/{visit_id}" (api.endpoints); "" in counters older than it
 
 
 def _clean(value: str | None, name: str) -> str:
@@ -87,17 +88,25 @@ def encode_field(counted: Counted) -> str:
             counted.status_class,
             counted.error_code or NONE,
             counted.policy or NONE,
+            counted.endpoint or NONE,
         )
     )
 
 
 def decode_field(field: str) -> Counted | None:
     parts = field.split("|")
-    if len(parts) != 5 or not parts[0].isdigit():
+    if len(parts) == 5:  # counted before endpoints were (2026-11-25): still in Redis for COUNTER_TTL
+        parts.append(NONE)
+    if len(parts) != 6 or not parts[0].isdigit():
         return None
-    organization_id, group, klass, error_code, policy = parts
+    organization_id, group, klass, error_code, policy, endpoint = parts
     return Counted(
-        int(organization_id), group, klass, "" if error_code == NONE else error_code, "" if policy == NONE else policy
+        int(organization_id),
+        group,
+        klass,
+        "" if error_code == NONE else error_code,
+        "" if policy == NONE else policy,
+        "" if endpoint == NONE else endpoint,
     )
 
 
@@ -240,6 +249,7 @@ def record(
     status: int,
     error_code: str | None,
     policy: str | None,
+    endpoint: str = "",
     at: datetime | None = None,
 ) -> None:
     """Count one API response of ``app_id`` in its hour. Buffered (see ``flush``); never raises."""
@@ -251,6 +261,7 @@ def record(
                 status_class(int(status)),
                 _clean(error_code, "error_code"),
                 _clean(policy, "policy"),
+                _clean(endpoint, "endpoint"),
             )
         )
         item = (hour_key(at or timezone.now()), int(app_id), field)
@@ -297,7 +308,7 @@ def rollup(*, hours: list[datetime] | None = None, now: datetime | None = None) 
     written = 0
     for key in keys:
         hour = hour_from_key(key)
-        totals: dict[tuple[int, str, str, str, str], int] = {}
+        totals: dict[tuple[int, str, str, str, str, str], int] = {}
         for (counted_hour, app_id), fields in found.items():
             if counted_hour != key or app_id not in app_orgs:
                 continue
@@ -306,7 +317,14 @@ def rollup(*, hours: list[datetime] | None = None, now: datetime | None = None) 
                 if counted is None:
                     logger.warning("usage counter field not understood: %r", field)
                     continue
-                row_key = (app_id, counted.group, counted.status_class, counted.error_code, counted.policy)
+                row_key = (
+                    app_id,
+                    counted.group,
+                    counted.status_class,
+                    counted.error_code,
+                    counted.policy,
+                    counted.endpoint,
+                )
                 totals[row_key] = totals.get(row_key, 0) + count
         rows = [
             UsageHour(
@@ -317,9 +335,10 @@ def rollup(*, hours: list[datetime] | None = None, now: datetime | None = None) 
                 status_class=klass,
                 error_code=error_code,
                 policy=policy,
+                endpoint=endpoint,
                 count=count,
             )
-            for (app_id, group, klass, error_code, policy), count in sorted(totals.items())
+            for (app_id, group, klass, error_code, policy, endpoint), count in sorted(totals.items())
         ]
         if rows:
             with transaction.atomic():

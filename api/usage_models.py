@@ -1,5 +1,5 @@
-"""The rolled-up API usage: one row per app, endpoint group, status class, error code, rate-limit
-policy and UTC hour, with the number of responses counted for it.
+"""The rolled-up API usage: one row per app, endpoint, endpoint group, status class, error code,
+rate-limit policy and UTC hour, with the number of responses counted for it.
 
 Rows are written only by ``api.usage.rollup``, which *sets* each row to the hour's counted total
 (an upsert on the unique key), so rerunning it never adds twice. Kept 13 months
@@ -22,6 +22,12 @@ class UsageHour(models.Model):
     status_class = models.CharField(max_length=3, help_text="2xx, 3xx, 4xx or 5xx.")
     error_code = models.CharField(max_length=60, blank=True, help_text="The problem code of an error; empty if none.")
     policy = models.CharField(max_length=100, blank=True, help_text="The violated rate-limit policy of a 429.")
+    endpoint = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Method and route template: 'GET /api/v1/visits/{visit_id}' (api.endpoints). "
+        "Empty in rows counted before 2026-11-25.",
+    )
     count = models.PositiveBigIntegerField(default=0)
 
     class Meta:
@@ -29,7 +35,7 @@ class UsageHour(models.Model):
         verbose_name = "usage hour"
         constraints = [
             models.UniqueConstraint(
-                fields=["hour", "app", "group", "status_class", "error_code", "policy"],
+                fields=["hour", "app", "group", "status_class", "error_code", "policy", "endpoint"],
                 name="usagehour_one_row_per_key",
             ),
         ]

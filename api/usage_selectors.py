@@ -75,6 +75,7 @@ class UsageRow:
     error_code: str
     policy: str
     count: int
+    endpoint: str = ""
 
 
 class UsageReader:
@@ -103,6 +104,7 @@ class UsageReader:
                 counted.error_code,
                 counted.policy,
                 count,
+                counted.endpoint,
             )
             for (hour, app_id), fields in found.items()
             for name, count in fields.items()

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from api import adaptive, ratelimit, usage
 from api.authentication import BearerTokenAuthentication
+from api.endpoints import endpoint_of
 from api.permissions import API_PERMISSION_CLASSES, HasValidToken, describe_layers
 from api.problems import PROBLEM_CONTENT_TYPE
 from api.serializers import ProblemSerializer, TokenInfoSerializer
@@ -99,6 +100,7 @@ class ProtectedAPIView(APIView):
                 status=response.status_code,
                 error_code=getattr(response, "problem_code", None),
                 policy=verdict.violated[0].name if verdict is not None and verdict.violated else None,
+                endpoint=endpoint_of(request),
             )
             started_at = getattr(request, "started_at", None) or time.monotonic()
             adaptive.observe(

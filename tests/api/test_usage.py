@@ -193,7 +193,7 @@ def test_recording_with_redis_is_one_pipelined_round_trip(app, settings):
     assert outside_the_pipeline == [mock.call.pipeline(transaction=False)]
     assert pipe.execute.call_count == 1
     hour = usage.hour_key(NOW)
-    field = f"{app.organization_id}|fhir_read|4xx|quota_exceeded|org-fhir_read-minute"
+    field = f"{app.organization_id}|fhir_read|4xx|quota_exceeded|org-fhir_read-minute|-"
     pipe.hincrby.assert_called_once_with(f"usage:{hour}:{app.pk}", field, 1)
     pipe.sadd.assert_any_call(usage.PENDING_KEY, hour)
 
@@ -208,8 +208,8 @@ def test_counters_live_in_one_redis_hash_per_hour_and_app_with_a_ttl(app):
     client = get_redis_connection("default")
     key = f"usage:{usage.hour_key(NOW)}:{app.pk}"
     assert client.hgetall(key) == {
-        f"{app.organization_id}|fhir_read|2xx|-|-".encode(): b"2",
-        f"{app.organization_id}|fhir_read|4xx|consent_required|-".encode(): b"1",
+        f"{app.organization_id}|fhir_read|2xx|-|-|-".encode(): b"2",
+        f"{app.organization_id}|fhir_read|4xx|consent_required|-|-".encode(): b"1",
     }
     assert 0 < client.ttl(key) <= usage.COUNTER_TTL
     assert client.smembers(f"usage:{usage.hour_key(NOW)}:apps") == {str(app.pk).encode()}
@@ -217,6 +217,13 @@ def test_counters_live_in_one_redis_hash_per_hour_and_app_with_a_ttl(app):
     usage.rollup(now=NOW)
     usage.rollup(now=NOW)
     assert total() == 3
+
+
+def test_counter_fields_written_before_endpoints_were_counted_still_roll_up(app):
+    usage.counters().add_many({(usage.hour_key(NOW), app.pk, f"{app.organization_id}|fhir_read|2xx|-|-"): 4})
+    usage.rollup(now=NOW)
+    row = UsageHour.objects.get()
+    assert (row.group, row.status_class, row.endpoint, row.count) == ("fhir_read", "2xx", "", 4)
 
 
 def test_the_beat_tasks_call_the_rollup_and_the_purge(app):
