@@ -285,6 +285,13 @@ class App(AbstractApplication):
     # registered by value (a JWK Set) or by URL (fetched with timeouts, cached as it allows).
     jwks = models.JSONField(null=True, blank=True, help_text="A JWK Set with the app's public keys.")
     jwks_url = models.URLField(max_length=500, blank=True, help_text="Where the app publishes its JWK Set.")
+    # The onboarding milestones the portal's analytics read (signup -> organization -> app -> first token
+    # -> first successful call). Kept on the app because tokens are purged when they expire and usage
+    # rows after 13 months; set once, never moved.
+    first_token_at = models.DateTimeField(null=True, blank=True, editable=False)
+    first_success_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="The UTC hour of the app's first 2xx API response."
+    )
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
