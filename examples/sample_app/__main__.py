@@ -1,0 +1,3 @@
+from examples.sample_app.cli import main
+
+main()
