@@ -7,7 +7,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from consent import services
-from consent.models import AppAuthorization, CareRelationship, ConsentGrant, ConsentText, LedgerEvent
+from consent.models import (
+    AppAuthorization,
+    CareRelationship,
+    ConsentGrant,
+    ConsentScreenShown,
+    ConsentText,
+    LedgerEvent,
+)
 from partners import scopes as registry
 from partners.exceptions import PartnerError
 
@@ -91,6 +98,19 @@ class LedgerEventAdmin(ReadOnlyAdmin):
     @admin.display(description="hash")
     def short_hash(self, obj):
         return obj.hash[:12]
+
+
+@admin.register(ConsentScreenShown)
+class ConsentScreenShownAdmin(ReadOnlyAdmin):
+    """Each consent screen shown and what the patient decided (undecided: not answered, or not yet);
+    ``/admin/ecosystem/`` sums them up as the consent completion rate."""
+
+    list_display = ["shown_at", "patient_id", "app", "decision", "decided_at"]
+    list_filter = ["decision"]
+    search_fields = ["=patient_id", "app__name", "app__client_id"]
+    list_select_related = ["app"]
+    date_hierarchy = "shown_at"
+    show_full_result_count = False
 
 
 @admin.register(CareRelationship)

@@ -42,9 +42,14 @@ class ConsentRequest:
     client_id: str
     redirect_uri: str
     scopes: tuple[str, ...]
+    # The shown screen's key (``ConsentScreenShown``): the POST, or a page re-rendered after a form
+    # error, names the screen it answers. Empty when the screen could not be recorded.
+    screen: str = ""
 
     def sign(self) -> str:
         payload = {"u": self.user_id, "c": self.client_id, "r": self.redirect_uri, "s": list(self.scopes)}
+        if self.screen:
+            payload["k"] = self.screen
         return signing.dumps(payload, salt=SIGNING_SALT, compress=True)
 
     @classmethod
@@ -60,7 +65,7 @@ class ConsentRequest:
         scopes = data.get("s")
         if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
             return None
-        return cls(user.pk, str(data.get("c", "")), str(data.get("r", "")), tuple(scopes))
+        return cls(user.pk, str(data.get("c", "")), str(data.get("r", "")), tuple(scopes), str(data.get("k", "")))
 
 
 class ConsentForm(AllowForm):

@@ -202,3 +202,43 @@ class AppAuthorization(models.Model):
 
     def __str__(self):
         return f"{self.organization} {self.decision} {self.app}"
+
+
+class ConsentScreenShown(models.Model):
+    """One consent screen a patient was shown, and what became of it: the denominator of the admins'
+    consent completion rate (``portal.ecosystem``).
+
+    Written by ``consent.screen_services`` only: a row when the screen first renders for an
+    authorization request that asks a patient for health data (a reload of the same request, while
+    its page can still be answered, reuses the row), then ``decision`` when the patient answers the
+    page carrying its ``key``. The key travels inside the signed consent request, so a page
+    re-rendered after a form error, or answered twice, is still the one screen. A screen never
+    answered stays undecided: abandoned once its page can no longer be answered
+    (``consent.forms.REQUEST_MAX_AGE``).
+    """
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        DENIED = "denied", "Denied"
+
+    key = models.UUIDField(unique=True, editable=False, help_text="Signed into the page; names it on the POST.")
+    patient_id = models.CharField(max_length=64)
+    # Cascade, unlike grants: these rows are measurements, not evidence of consent, and go with the app.
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="consent_screens")
+    scopes = models.JSONField(default=list, help_text="What the app asked for, as validated.")
+    data_classes = models.JSONField(default=list)
+    shown_at = models.DateTimeField()
+    decision = models.CharField(max_length=20, choices=Decision.choices, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-shown_at"]
+        verbose_name = "consent screen shown"
+        verbose_name_plural = "consent screens shown"
+        indexes = [
+            models.Index(fields=["shown_at"], name="consent_screen_shown_at"),
+            models.Index(fields=["patient_id", "app", "shown_at"], name="consent_screen_reuse"),
+        ]
+
+    def __str__(self):
+        return f"Patient/{self.patient_id} shown {self.app} ({self.decision or 'undecided'})"

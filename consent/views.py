@@ -7,7 +7,7 @@ kept) with the patient's consent on top: what was asked is signed into the page 
 POST approves at most that, and the grant (or the denial) is recorded in the same request.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from urllib.parse import parse_qs, urlsplit
@@ -28,7 +28,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauthlib.oauth2.rfc6749 import errors
 
-from consent import patient_selectors, services
+from consent import patient_selectors, screen_services, services
 from consent.forms import EXPIRED, AppAuthorizationForm, ConsentForm, ConsentRequest, RevokeForm
 from consent.models import AppAuthorization, ConsentGrant, ConsentText
 from partners import scopes as registry
@@ -189,6 +189,7 @@ class _Decision:
     patient_id: str
     requested: list[str]
     approved: list[str]
+    screen: str = ""  # the key of the screen answered (ConsentScreenShown), when it was recorded
 
 
 class ConsentAuthorizationView(AuthorizationView):
@@ -222,12 +223,13 @@ class ConsentAuthorizationView(AuthorizationView):
     def get_initial(self):
         initial = super().get_initial()
         if self.oauth2_data:  # a GET about to show the page (empty on a POST)
-            initial["consent_request"] = ConsentRequest(
+            self._consent_request = ConsentRequest(
                 user_id=self.request.user.pk,
                 client_id=initial["client_id"] or "",
                 redirect_uri=initial["redirect_uri"] or "",
                 scopes=tuple(self.oauth2_data.get("scopes", [])),
-            ).sign()
+            )
+            initial["consent_request"] = self._consent_request.sign()
         return initial
 
     def get_context_data(self, **kwargs):
@@ -267,6 +269,8 @@ class ConsentAuthorizationView(AuthorizationView):
                 )
             if screen.can_skip:
                 return self._authorize_without_asking(screen.application)
+            if screen.records_consent and context.get("form") is not None:
+                self._record_screen(screen, context["form"])
         return super().render_to_response(context, **response_kwargs)
 
     def form_valid(self, form):
@@ -276,6 +280,7 @@ class ConsentAuthorizationView(AuthorizationView):
             patient_id=self.request.user.fhir_patient_id or "",
             requested=list(asked.scopes),
             approved=list(form.approved_scopes),
+            screen=asked.screen,
         )
         return super().form_valid(form)
 
@@ -300,6 +305,7 @@ class ConsentAuthorizationView(AuthorizationView):
                     denied_by=request.user,
                     channel=ConsentGrant.Channel.CONSENT_SCREEN,
                 )
+                screen_services.consent_screen_decide(key=decision.screen, decision="denied")
             return super().create_authorization_response(request, scopes, credentials, allow)
         with transaction.atomic():
             uri, headers, body, status = super().create_authorization_response(request, scopes, credentials, allow)
@@ -319,6 +325,8 @@ class ConsentAuthorizationView(AuthorizationView):
                         error=errors.ServerError(description=message, state=credentials.get("state")),
                         redirect_uri=credentials.get("redirect_uri"),
                     ) from exc
+                # In the grant's transaction: a screen counts as approved only if the grant stands.
+                screen_services.consent_screen_decide(key=decision.screen, decision="approved")
         return uri, headers, body, status
 
     # -- Internals --
@@ -332,6 +340,19 @@ class ConsentAuthorizationView(AuthorizationView):
         except OAuthToolkitError as error:
             return self.error_response(error, application)
         return self.redirect(uri, application)
+
+    def _record_screen(self, screen: ConsentScreen, form) -> None:
+        """Count this screen as shown (``ConsentScreenShown``) and sign its key into the page, so the
+        answer, or a re-render after a form error, names this screen and is never a second one. The
+        page is shown the same whether or not the row could be written."""
+        asked = getattr(self, "_consent_request", None)
+        if asked is None:  # not a page built from a validated request: nothing to count
+            return
+        shown = screen_services.consent_screen_show(
+            patient_id=self.request.user.fhir_patient_id, app=screen.application, scopes=asked.scopes
+        )
+        if shown is not None:
+            form.initial["consent_request"] = replace(asked, screen=str(shown.key)).sign()
 
     def _refuse_now(self, application, error_class, description: str):
         _scopes, credentials = self._validated

@@ -100,9 +100,11 @@ def stacked_bar_chart(
     y_title: str,
     width: int = 760,
     height: int = 280,
+    empty: str = "no requests",
 ) -> StackedBarChart:
     """``points``: one ``(label, values)`` per bar, ``values`` in the order of ``series``, stacked
-    bottom up. ``x_labels``: the axis labels, by bar index (label every few bars, not all)."""
+    bottom up. ``x_labels``: the axis labels, by bar index (label every few bars, not all).
+    ``empty``: what a bar with no values says when hovered."""
     left, top, right, bottom = 64, 16, width - 12, height - 48
     peak = max((sum(values) for _, values in points), default=0)
     step = nice_step(peak)
@@ -125,7 +127,7 @@ def stacked_bar_chart(
             Bar(
                 x=round(left + index * slot + gap / 2, 2),
                 width=round(max(1.0, slot - gap), 2),
-                title=f"{label}: {described or 'no requests'}",
+                title=f"{label}: {described or empty}",
                 segments=segments,
             )
         )
