@@ -13,12 +13,12 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from api import usage_presenters, usage_selectors
 from api.audit_export import ADMIN_COLUMNS, csv_response
@@ -29,6 +29,7 @@ from api.models import (
     AdaptiveLimitChange,
     AuditBatch,
     Deprecation,
+    DeprecationNotice,
     Environment,
     Patient,
     UsageHour,
@@ -184,7 +185,7 @@ class DeprecationAdmin(admin.ModelAdmin):
     search_fields = ["path_prefix", "title", "replacement"]
     ordering = ["sunset_at", "path_prefix"]
     date_hierarchy = "sunset_at"
-    readonly_fields = ["created_at"]
+    readonly_fields = ["created_at", "notices_sent"]
     fieldsets = [
         (None, {"fields": ["path_prefix", "title", "summary", "published"]}),
         ("Where to go instead", {"fields": ["replacement", "migration_guide"]}),
@@ -197,7 +198,29 @@ class DeprecationAdmin(admin.ModelAdmin):
                 "sunset (docs/versioning.md).",
             },
         ),
+        ("Notices", {"fields": ["notices_sent"]}),
     ]
+
+    @admin.display(description="notices sent")
+    def notices_sent(self, obj):
+        """How many organizations heard each milestone, each a link to who they were (the notices' list
+        can be long, so counts here rather than an inline)."""
+        if obj.pk is None:
+            return "None yet."
+        per_milestone = obj.notices.values("milestone").annotate(n=Count("pk")).order_by()
+        counts = {row["milestone"]: row["n"] for row in per_milestone}
+        if not counts:
+            return "None yet: organizations whose apps call it hear of it at each milestone (hourly)."
+        url = reverse("admin:api_deprecationnotice_changelist")
+        return format_html_join(
+            ", ",
+            '<a href="{}?deprecation__id__exact={}&amp;milestone__exact={}">{}: {} organization{}</a>',
+            (
+                (url, obj.pk, key, label, counts[key], "" if counts[key] == 1 else "s")
+                for key, label in DeprecationNotice.Milestone.choices
+                if key in counts
+            ),
+        )
 
     @admin.display(description="state")
     def state(self, obj):
@@ -208,6 +231,86 @@ class DeprecationAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if obj.published and not was_published:
             deprecation_announce(deprecation=obj, base_url=request.build_absolute_uri("/"))
+
+
+@admin.register(DeprecationNotice)
+class DeprecationNoticeAdmin(ReadOnlyAdmin):
+    """Who was told of which deprecation, what and when (api/deprecation_notices.py): one row per
+    organization and milestone, written by the hourly task, never by hand."""
+
+    list_display = [
+        "created_at",
+        "deprecation",
+        "milestone",
+        "organization",
+        "recipient_emails",
+        "total_calls",
+        "email_state",
+        "emailed_at",
+    ]
+    list_filter = ["deprecation", "milestone", "email_state"]
+    list_select_related = ["deprecation", "organization"]
+    search_fields = ["organization__name", "organization__slug"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at", "-pk"]
+    fields = [
+        "deprecation",
+        "organization",
+        "milestone",
+        "milestone_at",
+        "created_at",
+        "recipients_table",
+        "email_state",
+        "emailed_at",
+        "email_error",
+        "calls_table",
+        "subject",
+        "body_text",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="recipients")
+    def recipient_emails(self, obj):
+        return ", ".join(r["email"] for r in obj.recipients)
+
+    @admin.display(description="calls (30 days)")
+    def total_calls(self, obj):
+        return obj.total_calls
+
+    @admin.display(description="recipients")
+    def recipients_table(self, obj):
+        return format_html(
+            "<table><tr><th>email</th><th>user</th><th>emailed at</th><th>attempts</th><th>error</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        r["email"],
+                        r["user_id"],
+                        r.get("emailed_at") or (f"gave up {r['gave_up_at']}" if r.get("gave_up_at") else "not yet"),
+                        r.get("attempts", 0),
+                        r.get("error", ""),
+                    )
+                    for r in obj.recipients
+                ),
+            ),
+        )
+
+    @admin.display(description="calls listed")
+    def calls_table(self, obj):
+        return format_html(
+            "<table><tr><th>app</th><th>endpoint</th><th>calls</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{} ({}, {})</td><td>{}</td><td>{}</td></tr>",
+                ((c["app"], c["environment"], c["app_id"], c["endpoint"], c["calls"]) for c in obj.calls),
+            ),
+        )
+
+    @admin.display(description="body")
+    def body_text(self, obj):
+        return format_html("<pre>{}</pre>", obj.body)
 
 
 # --- API usage ---------------------------------------------------------------------------------

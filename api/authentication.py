@@ -93,12 +93,15 @@ def build_auth_context(access_token) -> AuthContext:
     )
 
 
-def invalid_token(description: str) -> Problem:
-    return Problem(
+def invalid_token(description: str, *, app=None) -> Problem:
+    """``app``: the app the refused token was issued to, when its row still says (expired...)."""
+    problem = Problem(
         "invalid_token",
         description,
         headers={"WWW-Authenticate": bearer_challenge("invalid_token", description)},
     )
+    problem.app = app  # never rendered; api.denials ties the refusal to the app
+    return problem
 
 
 def _quota_plan(request) -> ratelimit.Plan | None:
@@ -139,13 +142,19 @@ class BearerTokenAuthentication(BaseAuthentication):
         access_token, found, admission = access_token_with(checksum, also, counters_for)
         if access_token is None:
             raise invalid_token("The access token is unknown: it was never issued here, or it was revoked.")
+        # From here the token's row still names its app (when it has one): the refusal is that app's
+        # to look up ("Why was I denied?", api.denials); an unknown or revoked token names no one.
         if access_token.is_expired():
-            raise invalid_token(f"The access token expired at {utc_iso(access_token.expires)}.")
+            raise invalid_token(
+                f"The access token expired at {utc_iso(access_token.expires)}.", app=access_token.application
+            )
         if access_token.application is None:
             raise invalid_token("The access token was not issued to a registered app.")
         user = access_token.user
         if user is not None and not user.is_active:
-            raise invalid_token("The account the access token was issued for is deactivated.")
+            raise invalid_token(
+                "The account the access token was issued for is deactivated.", app=access_token.application
+            )
 
         if admission is not None:
             context = plan.context  # built from this very token by counters_for

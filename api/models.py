@@ -333,4 +333,5 @@ class Deprecation(models.Model):
 
 
 from api.adaptive_models import AdaptiveLimitChange  # noqa: E402,F401
+from api.deprecation_notice_models import DeprecationNotice  # noqa: E402,F401
 from api.usage_models import UsageHour  # noqa: E402,F401

@@ -286,6 +286,8 @@ def require_data_access(request, *, patient_id: str | None, data_class: str) -> 
     """The data layer: ask ``api.policy.check_data_access`` and refuse with the code it names
     (``consent_required`` by default) when it says no. Returns the decision when it says yes: its
     ``grant_id`` is the consent the access rests on, for the access audit."""
+    if patient_id:  # the patient the call was for, for the sandbox trace (api.sandbox_trace)
+        getattr(request, "_request", request).__dict__.setdefault("traced_patients", []).append(patient_id)
     decision = policy.check_data_access(context=auth_context(request), patient_id=patient_id, data_class=data_class)
     if not decision.allowed:
         raise data_refusal(decision, patient_id=patient_id, data_class=data_class)

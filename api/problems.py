@@ -5,7 +5,8 @@ request with a catalogue code (``api.errors``). ``problem_response`` renders any
 path it answers: RFC 9457 ``application/problem+json`` everywhere, except under ``/fhir/`` where the
 same fields travel in a FHIR ``OperationOutcome`` (``application/fhir+json``), as extensions and in
 ``diagnostics``. DRF's exception handler (``api.exceptions``) and the error middleware
-(``api.middleware``) both render through here, so every refusal looks the same.
+(``api.middleware``) both render through here, so every refusal looks the same, and every refusal
+of an identified app is recorded for "Why was I denied?" (``api.denials``).
 """
 
 import json
@@ -13,7 +14,7 @@ import json
 from django.http import HttpResponse
 from rest_framework.exceptions import APIException
 
-from api import errors
+from api import denials, errors
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 FHIR_CONTENT_TYPE = "application/fhir+json"
@@ -196,4 +197,7 @@ def problem_response(request, problem: Problem) -> HttpResponse:
     for header, value in problem.headers.items():
         response[header] = value
     response.problem_code = problem.code  # for the usage counters (api.usage)
+    # A 401, 403 or 429 of an identified app is kept for its members' "Why was I denied?"; this
+    # never raises, so a cache that is down costs the record, never the response.
+    denials.record(request, problem)
     return response

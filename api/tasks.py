@@ -44,3 +44,22 @@ def evaluate_adaptive_limits() -> int:
     from api.adaptive import evaluate
 
     return evaluate()
+
+
+@shared_task
+def send_deprecation_notices() -> dict:
+    """Hourly: tell the organizations whose apps called a deprecated endpoint of the milestone due now
+    (inbox, then email), once per organization and milestone even when runs repeat or overlap. Returns
+    ``{"told": organizations told, "emailed": emails sent}``."""
+    from api.deprecation_notices import deprecation_notices_send
+
+    return deprecation_notices_send()
+
+
+@shared_task(acks_late=True)
+def run_certification(run_id: int) -> str:
+    """A certification run a partner started (``api.certification``): every check, then the verdict.
+    A duplicate of the task finds the run no longer queued and does nothing."""
+    from api.certification import certification_run_execute
+
+    return certification_run_execute(run_id=run_id)

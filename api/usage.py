@@ -296,6 +296,7 @@ def rollup(*, hours: list[datetime] | None = None, now: datetime | None = None) 
     point is repaired by the next run. An hour whose counters have expired is left as it is."""
     from api.usage_models import UsageHour
     from partners.models import App
+    from partners.services import apps_record_first_success
 
     now = now or timezone.now()
     store = counters()
@@ -349,6 +350,9 @@ def rollup(*, hours: list[datetime] | None = None, now: datetime | None = None) 
                     unique_fields=UNIQUE_FIELDS,
                     update_fields=["count", "organization"],
                 )
+                # The onboarding milestone, in the same transaction as the rows it is read from, so an
+                # hour never leaves the pending set without it; hours go in order, the earliest first.
+                apps_record_first_success(app_ids={row.app_id for row in rows if row.status_class == "2xx"}, hour=hour)
             written += len(rows)
         if hour + timedelta(hours=1) + FINAL_AFTER <= now:
             store.forget([key])

@@ -10,13 +10,13 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from api import adaptive, ratelimit, usage
+from api import adaptive, errors, ratelimit, sandbox_trace, usage
 from api.authentication import BearerTokenAuthentication
 from api.endpoints import endpoint_of
 from api.permissions import API_PERMISSION_CLASSES, HasValidToken, describe_layers
 from api.problems import PROBLEM_CONTENT_TYPE
 from api.serializers import ProblemSerializer, TokenInfoSerializer
-from marketplace import quota
+from marketplace import metrics, quota
 from partners.scopes import UnknownScope, parse
 
 
@@ -109,7 +109,33 @@ class ProtectedAPIView(APIView):
                 response.status_code,
                 (time.monotonic() - started_at) * 1000,
             )
+        self.count_response(request, response.status_code, getattr(response, "problem_code", None), verdict)
+        sandbox_trace.record(self, request, response)  # certification's record; sandbox apps only, never raises
         return response
+
+    def handle_exception(self, exc):
+        try:
+            return super().handle_exception(exc)
+        except Exception:
+            # Nothing made a problem of it: the error middleware answers 500, and finalize_response never runs.
+            self.count_response(self.request, 500, None, None)
+            raise
+
+    def count_response(self, request, status: int, code: str | None, verdict) -> None:
+        """The platform's metrics (``marketplace.metrics``) of every response, with a token or not: by
+        endpoint group and status class, timed from where the adaptive limits time it; a 4xx problem
+        by the layer that refused it; a 429 by the policy used up."""
+        started_at = getattr(request, "started_at", None)
+        entry = errors.ERRORS.get(code) if code else None
+        metrics.api_response(
+            group=self.get_endpoint_group(request),
+            status=status,
+            seconds=None if started_at is None else time.monotonic() - started_at,
+            code=code,
+            layer=entry.layer if entry else None,
+        )
+        if status == 429 and verdict is not None and verdict.violated:
+            metrics.rate_limited(verdict.violated[0].name)
 
 
 def problem_responses(*statuses: int) -> dict:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from consent import access_cache, ledger
 from consent.models import AppAuthorization, CareRelationship, ConsentGrant, ConsentText, LedgerEvent
+from marketplace import metrics
 from partners import scopes as registry
 from partners.exceptions import InvalidState, NotPermitted
 from partners.models import App, Organization, User
@@ -198,6 +199,7 @@ def consent_grant(
         scopes=scopes,
         reason=reason,
     )
+    metrics.consent_change("granted")
     event_publish(
         type="consent.granted",
         payload=_payload(grant),
@@ -249,6 +251,7 @@ def consent_revoke(*, grant: ConsentGrant, actor: str, channel: str, reason: str
         reason=reason,
     )
     revoke_tokens_for_patient(grant.app, grant.patient_id)
+    metrics.consent_change("revoked")
     event_publish(
         type="consent.revoked",
         payload={**_payload(grant), "revoked_at": now.isoformat(), "reason": reason},
@@ -330,6 +333,7 @@ def consent_expire_due(*, now: datetime | None = None) -> int:
                 reason="The consent reached its expiry date.",
             )
             revoke_tokens_for_patient(grant.app, grant.patient_id)
+            metrics.consent_change("expired")
             event_publish(
                 type="consent.expired",
                 payload={**_payload(grant), "status": "expired", "expired_at": now.isoformat()},

@@ -142,7 +142,15 @@ if REDIS_URL:
         "visibility_timeout": int(timedelta(hours=26).total_seconds()),
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "mkt"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "mkt"},
+        # Celery workers' heartbeats (marketplace/health.py) must reach the web process that shows
+        # /status/; with Redis they share the default cache, here a directory under var/.
+        "heartbeats": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "heartbeats"),
+        },
+    }
     _broker_dir = VAR_DIR / "celery-broker"
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
@@ -164,6 +172,9 @@ RATELIMIT_USE_CACHE = "default"
 # The API's quotas (api/ratelimit.py), from each organization's tier. Off only where a test suite
 # exercises other things; the rate-limit tests turn them on.
 RATE_LIMITS = env_bool("RATE_LIMITS", default=True)
+# What certification reads (partners/sandbox_trace.py, api/sandbox_trace.py): one INSERT per request of a
+# sandbox app, nothing for production apps. Off only where a test suite pins query counts.
+SANDBOX_TRACE = env_bool("SANDBOX_TRACE", default=True)
 # The token endpoint's per-address limits (partners/token_limits.py), on top of each client's quota
 # from its tier: requests a minute, and failed attempts (wrong credentials or grants) per 15 minutes
 # before the address is refused until the window ends. 0 leaves a limit out.
@@ -175,6 +186,10 @@ TOKEN_CACHE_SECONDS = int(os.environ.get("TOKEN_CACHE_SECONDS", "60" if REDIS_UR
 # Seconds a consent decision (may this app see this class of this patient's data?) is kept in the
 # shared cache (consent/access_cache.py); any change it rests on makes it stale at once.
 ACCESS_DECISION_CACHE_SECONDS = int(os.environ.get("ACCESS_DECISION_CACHE_SECONDS", "60" if REDIS_URL else "0"))
+# The denial log behind "Why was I denied?" (marketplace/denial_log.py): each refusal of an identified
+# app, kept in the shared cache this many days, at most this many per app per clock hour (0: none kept).
+DENIAL_LOG_DAYS = int(os.environ.get("DENIAL_LOG_DAYS", "7"))
+DENIAL_LOG_PER_APP_PER_HOUR = int(os.environ.get("DENIAL_LOG_PER_APP_PER_HOUR", "600"))
 RATELIMIT_VIEW = "marketplace.views.ratelimited"
 
 # --- Celery ----------------------------------------------------------------------------------
@@ -211,12 +226,23 @@ CELERY_BEAT_SCHEDULE = {
     # Usage counters (api/usage.py) into UsageHour rows; a rerun sets the same totals, never adds.
     "rollup-usage": {"task": "api.tasks.rollup_usage", "schedule": 300.0, "options": {"expire_seconds": 240}},
     "purge-old-usage": {"task": "api.tasks.purge_old_usage", "schedule": 86400.0},
+    # The sandbox trace certification reads (partners/sandbox_trace.py) is kept 14 days.
+    "purge-sandbox-traces": {"task": "partners.tasks.purge_sandbox_traces", "schedule": 86400.0},
+    # Portal analytics (portal/analytics.py): page views and searches kept PORTAL_ANALYTICS_RETENTION_DAYS.
+    "purge-old-portal-events": {"task": "portal.tasks.purge_old_portal_events", "schedule": 86400.0},
     # Adaptive limits (api/adaptive.py): a run the workers could not start within 8 s is dropped, as the
     # next one reads the same, fresher, signals.
     "evaluate-adaptive-limits": {
         "task": "api.tasks.evaluate_adaptive_limits",
         "schedule": 10.0,
         "options": {"expire_seconds": 8},
+    },
+    # Deprecation notices (api/deprecation_notices.py): each organization once per milestone, however
+    # often this runs; a run still queued after 50 minutes is dropped, the next one does the same work.
+    "send-deprecation-notices": {
+        "task": "api.tasks.send_deprecation_notices",
+        "schedule": 3600.0,
+        "options": {"expire_seconds": 3000},
     },
 }
 # Seconds a process keeps usage counts before sending them to the shared counters in one round trip.
@@ -379,6 +405,9 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+# Seconds an SMTP connection may hang: a stuck mail server must not hold a task (and the notice rows it
+# has locked, api/deprecation_notices.py) for the OS's TCP timeout.
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Healthcare Marketplace <no-reply@marketplace.test>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -386,6 +415,8 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # The Markdown pages the docs portal serves at /docs/<slug>/ (portal/docs.py).
 DOCS_DIR = Path(os.environ.get("DOCS_DIR", BASE_DIR / "docs"))
+# Days the portal's analytics events (docs page views, searches, error pages visited) are kept.
+PORTAL_ANALYTICS_RETENTION_DAYS = int(os.environ.get("PORTAL_ANALYTICS_RETENTION_DAYS", "180"))
 
 # --- Internationalization and static files --------------------------------------------------
 FORMS_URLFIELD_ASSUME_HTTPS = True  # the Django 6 default, adopted now

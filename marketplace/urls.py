@@ -6,9 +6,13 @@ from django.urls import include, path
 from api.admin import usage_summary_view
 from consent.views import ConsentAuthorizationView
 from marketplace import views
+from portal.analytics_admin import portal_analytics_view
+from portal.ecosystem_admin import ecosystem_health_view
 
 urlpatterns = [
     path("admin/usage/", admin.site.admin_view(usage_summary_view), name="admin-usage"),
+    path("admin/portal/analytics/", admin.site.admin_view(portal_analytics_view), name="admin-portal-analytics"),
+    path("admin/ecosystem/", admin.site.admin_view(ecosystem_health_view), name="admin-ecosystem"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -3,9 +3,11 @@
 import json
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
+
+from marketplace import health, metrics
 
 
 def healthz(request):
@@ -15,23 +17,17 @@ def healthz(request):
 
 
 def readyz(request):
-    """Readiness: the dependencies this process needs to serve are reachable."""
-    from django.core.cache import cache
-
-    checks = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:  # report any driver failure, whatever its class
-        checks["database"] = f"error: {exc.__class__.__name__}"
-    try:
-        cache.set("readyz", "1", 5)
-        checks["cache"] = "ok" if cache.get("readyz") == "1" else "error: value not kept"
-    except Exception as exc:
-        checks["cache"] = f"error: {exc.__class__.__name__}"
-    ready = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+    """Readiness: the dependencies this process needs to serve (database, cache, Celery broker) are
+    reachable. Each is asked with a short time limit (``marketplace.health``), so a dead one answers
+    503 within seconds; the body lists every check. Never cached by anything in between."""
+    checks = health.checks()
+    ready = all(check.ok for check in checks)
+    response = JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": {check.name: check.detail for check in checks}},
+        status=200 if ready else 503,
+    )
+    add_never_cache_headers(response)
+    return response
 
 
 # django-ratelimit's refusal, in each path's own error shape. marketplace imports no app, so these
@@ -107,6 +103,7 @@ def ratelimited(request, exception):
     """django-ratelimit refuses with 403; a throttled caller must see 429, in the shape its path
     speaks (problem+json on /api/, an OperationOutcome on /fhir/, an OAuth error on /oauth/) and
     never HTML to a program: the portal's page only to a caller that accepts HTML."""
+    metrics.rate_limited("portal")  # django-ratelimit's limits on the portal's forms (sign-up, log-in, ...)
     path = request.path_info
     if path.startswith("/fhir/"):
         response = _json(_operation_outcome(request), "application/fhir+json")

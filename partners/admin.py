@@ -18,6 +18,8 @@ from partners import services
 from partners.exceptions import PartnerError
 from partners.models import (
     App,
+    CertificationCheckResult,
+    CertificationRun,
     InboxMessage,
     Invitation,
     Membership,
@@ -296,3 +298,32 @@ class InvitationAdmin(admin.ModelAdmin):
 class InboxMessageAdmin(admin.ModelAdmin):
     list_display = ["subject", "recipient", "organization", "created_at", "read_at"]
     search_fields = ["subject", "recipient__email"]
+
+
+class CertificationCheckResultInline(admin.TabularInline):
+    model = CertificationCheckResult
+    fields = ["key", "passed", "summary", "evidence", "docs_url"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CertificationRun)
+class CertificationRunAdmin(admin.ModelAdmin):
+    """Runs are read-only: partners start them, the suite writes them (``api.certification``). The
+    ``error`` of a run that crashed is shown here, not to the partner."""
+
+    list_display = ["pk", "app", "status", "created_at", "finished_at", "started_by"]
+    list_filter = ["status"]
+    search_fields = ["app__name", "app__organization__name", "app__client_id"]
+    readonly_fields = ["app", "started_by", "status", "created_at", "started_at", "finished_at", "error"]
+    inlines = [CertificationCheckResultInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

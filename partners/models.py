@@ -437,6 +437,11 @@ class OutboxEvent(models.Model):
         return f"{self.type} {self.id}"
 
 
+from partners.certification_models import (  # noqa: E402, F401 - they refer to the models above
+    CertificationCheckResult,
+    CertificationRun,
+    SandboxTrace,
+)
 from partners.event_models import (  # noqa: E402, F401 - they refer to the models above
     DeliveryAttempt,
     EventCounter,

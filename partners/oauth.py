@@ -17,6 +17,7 @@ from oauth2_provider.scopes import BaseScopes
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.openid import Server as OpenIDServer
 
+from partners import sandbox_trace
 from partners import scopes as registry
 from partners.models import App, Tier, UsedClientAssertion
 
@@ -274,9 +275,18 @@ class SmartOAuth2Validator(OAuth2Validator):
         if request.grant_type == "authorization_code" and not scopes & {"offline_access", "online_access"}:
             token.pop("refresh_token", None)
         result = super().save_bearer_token(token, request, *args, **kwargs)
+        # The onboarding milestone. Here rather than on DOT's app_authorized signal: every grant
+        # (client credentials with a secret or private_key_jwt, authorization code, refresh) saves its
+        # token here, in the token's own transaction, with the app already loaded. (Imported here:
+        # partners.services imports this module.)
+        from partners.services import app_record_first_token
+
+        if isinstance(request.client, App):
+            app_record_first_token(app=request.client)
         patient = token_patient_id(token.get("scope", "").split(), request.user)
         if patient:
             token["patient"] = patient
+        sandbox_trace.token_issued(token, request)  # for certification; sandbox apps only, never raises
         return result
 
     # Revoking either token of a pair revokes both (RFC 7009 §2.1 permits it; SMART expects it).

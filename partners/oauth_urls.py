@@ -11,7 +11,7 @@ app_name = "oauth2_provider"
 urlpatterns = [
     path("authorize/", oauth_views.AuthorizationView.as_view(), name="authorize"),
     path("token/", oauth_views.TokenView.as_view(), name="token"),
-    path("revoke_token/", dot_views.RevokeTokenView.as_view(), name="revoke-token"),
+    path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
     path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
     # OpenID Connect (SMART sso-openid-connect). The issuer is /oauth, so its discovery document
     # sits at /oauth/.well-known/openid-configuration as OpenID Connect Discovery requires.

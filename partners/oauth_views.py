@@ -15,8 +15,9 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request as OauthlibRequest
 from oauthlib.oauth2.rfc6749 import errors
 
+from marketplace import metrics
 from partners import scopes as registry
-from partners import token_limits
+from partners import token_denials, token_limits
 from partners.models import App
 from partners.oauth import fhir_user_reference, token_checksum, token_patient_id
 
@@ -99,17 +100,32 @@ class AuthorizationView(dot_views.AuthorizationView):
 
 class TokenView(dot_views.TokenView):
     """DOT's token endpoint behind its rate limits (``partners.token_limits``): a request over a
-    quota is refused before DOT looks at it, and every answer says where the quotas stand."""
+    quota is refused before DOT looks at it, and every answer says where the quotas stand. Every
+    error carries its correlation id, and a refusal of a named app is kept for its members' "Why was
+    I denied?" (``partners.token_denials``)."""
 
     def post(self, request, *args, **kwargs):
+        response, verdict = self._answer(request, *args, **kwargs)
+        token_denials.record(request, response, verdict)
+        return token_denials.with_correlation_id(request, response)
+
+    def _answer(self, request, *args, **kwargs):
         if not settings.RATE_LIMITS:
-            return super().post(request, *args, **kwargs)
+            return super().post(request, *args, **kwargs), None
         verdict = token_limits.check(request)
         if not verdict.admitted:
-            return token_limits.refusal(verdict)
+            metrics.rate_limited(verdict.violated[0].name)
+            return token_limits.refusal(verdict), verdict
         response = super().post(request, *args, **kwargs)
         token_limits.add_headers(response, token_limits.settle(request, verdict, response))
-        return response
+        return response, verdict
+
+
+class RevokeTokenView(dot_views.RevokeTokenView):
+    """DOT's revocation endpoint (RFC 7009); its errors carry their correlation id."""
+
+    def post(self, request, *args, **kwargs):
+        return token_denials.with_correlation_id(request, super().post(request, *args, **kwargs))
 
 
 class _Linked:
@@ -130,6 +146,9 @@ class IntrospectTokenView(View):
 
     @method_decorator(csrf_exempt)  # a machine-to-machine endpoint authenticated by client credentials
     def dispatch(self, request, *args, **kwargs):
+        return token_denials.with_correlation_id(request, self._dispatch(request, *args, **kwargs))
+
+    def _dispatch(self, request, *args, **kwargs):
         core = get_oauthlib_core()
         uri, method, body, headers = core._extract_params(request)
         oauth_request = OauthlibRequest(uri, method, body, headers)

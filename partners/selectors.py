@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from partners.certification_selectors import passing_run
 from partners.models import (
     App,
     InboxMessage,
@@ -97,12 +98,15 @@ def tier_checklist(organization: Organization, tier: Tier | None = None) -> list
             )
         )
     if tier.requires_certification:
+        run = passing_run(organization)
         items.append(
             Requirement(
                 "certification",
                 "A passing certification run in the last 30 days",
-                False,
-                "Certification runs are not available yet; an admin reviews your sandbox usage instead.",
+                run is not None,
+                f"{run.app.name} passed run #{run.pk} on {run.finished_at:%Y-%m-%d}."
+                if run is not None
+                else "Run certification from a sandbox app's Certification page (Apps → your app → Certification).",
             )
         )
     if tier.requires_admin_approval:
@@ -132,6 +136,13 @@ def unread_count(user: User) -> int:
 
 def members_of(organization: Organization):
     return organization.memberships.select_related("user").order_by("created_at", "user__email")
+
+
+def members_to_notify(*, organization: Organization, roles: set[str] | None = None):
+    """Whose inbox and mailbox an organization's news goes to: its members of ``roles`` (every role when
+    none are given) whose accounts are active; a deactivated account is no one's reader any more."""
+    memberships = members_of(organization).filter(user__is_active=True)
+    return memberships.filter(role__in=roles) if roles else memberships
 
 
 def open_invitations_of(organization: Organization):

@@ -12,12 +12,14 @@ from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core import signing
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 
 from partners import events, selectors
+from partners.certification_selectors import passing_run
 from partners.exceptions import InvalidState, NotPermitted, TierLimitReached
 from partners.models import (
     App,
@@ -326,24 +328,38 @@ def organization_reactivate(*, organization: Organization, actor: User) -> bool:
 
 
 def organization_notify_members(
-    *, organization: Organization, subject: str, body: str, link: str = "", roles: set[str] | None = None
+    *,
+    organization: Organization,
+    subject: str,
+    body: str,
+    link: str = "",
+    roles: set[str] | None = None,
+    email: bool = True,
 ) -> list[InboxMessage]:
-    """A portal inbox message for each member and, after commit, the same news by email."""
-    memberships = organization.memberships.select_related("user")
-    if roles:
-        memberships = memberships.filter(role__in=roles)
+    """A portal inbox message for each active member and, after commit, the same news by email.
+
+    ``email=False`` writes the inbox messages only: the caller emails their recipients itself (with
+    ``member_email_send``) because it records each delivery, as the deprecation notices do
+    (api/deprecation_notices.py)."""
+    memberships = list(selectors.members_to_notify(organization=organization, roles=roles))
     messages = InboxMessage.objects.bulk_create(
         [
             InboxMessage(recipient=m.user, organization=organization, subject=subject, body=body, link=link)
             for m in memberships
         ]
     )
-    recipients = [m.user.email for m in memberships]
-    if recipients:
+    if email and memberships:
         email_body = body + (f"\n\n{absolute_url(link)}" if link else "")
-        for recipient in recipients:
-            _send_email_after_commit(to=[recipient], subject=subject, body=email_body)
+        for m in memberships:
+            _send_email_after_commit(to=[m.user.email], subject=subject, body=email_body)
     return messages
+
+
+def member_email_send(*, to: str, subject: str, body: str) -> None:
+    """One email, sent now in this process; raises what the mail backend raises (``OSError`` for SMTP).
+    For a caller that records each delivery and retries itself; everything else queues
+    ``tasks.send_email`` after commit (``_send_email_after_commit``)."""
+    send_mail(subject=subject, message=body, from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=[to])
 
 
 @transaction.atomic
@@ -619,6 +635,11 @@ def tier_upgrade_request_approve(*, upgrade_request: TierUpgradeRequest, reviewe
         raise InvalidState(
             f"{organization.name} is no longer on {upgrade_request.from_tier.name}; reject this request instead."
         )
+    if upgrade_request.to_tier.requires_certification and passing_run(organization) is None:
+        raise InvalidState(
+            f"The {upgrade_request.to_tier.name} tier requires a passing certification run in the last 30 days, "
+            f"and no app of {organization.name} has one. Ask them to run certification on a sandbox app first."
+        )
     now = timezone.now()
     organization.tier = upgrade_request.to_tier
     organization.save(update_fields=["tier"])
@@ -721,6 +742,29 @@ def app_set_keys(*, app: App, actor: User, jwks: dict | None, jwks_url: str) -> 
     app.jwks_url = jwks_url
     app.save(update_fields=["jwks", "jwks_url", "updated"])
     return app
+
+
+def app_record_first_token(*, app: App, at=None) -> bool:
+    """The onboarding milestone "first token": set once, when the app is first issued an access token
+    (``partners.oauth``'s validator, for every grant). Free once set (the app in hand says so); the
+    first time one UPDATE that only a still-empty column matches, so two first tokens at once leave the
+    earlier write. Returns whether this call set it."""
+    if app.first_token_at is not None:
+        return False
+    at = at or timezone.now()
+    updated = App.objects.filter(pk=app.pk, first_token_at__isnull=True).update(first_token_at=at)
+    app.first_token_at = at if updated else app.first_token_at
+    return bool(updated)
+
+
+def apps_record_first_success(*, app_ids, hour) -> int:
+    """The onboarding milestone "first successful call": ``hour`` (the UTC hour of a 2xx response, from
+    ``api.usage.rollup``) for each of ``app_ids`` that has none yet. One UPDATE that only still-empty
+    columns match, so a milestone is never moved and a rollup rerun changes nothing. Returns how many
+    apps reached it now."""
+    if not app_ids:
+        return 0
+    return App.objects.filter(pk__in=set(app_ids), first_success_at__isnull=True).update(first_success_at=hour)
 
 
 def event_publish(*, type: str, payload: dict, organization=None, app=None, patient_id: str = ""):

@@ -53,3 +53,11 @@ def purge_old_events() -> int:
     from partners.event_services import events_purge
 
     return events_purge()
+
+
+@shared_task
+def purge_sandbox_traces() -> int:
+    """Daily: forget sandbox behaviour older than certification looks (``TRACE_RETENTION``)."""
+    from partners.sandbox_trace import sandbox_traces_purge
+
+    return sandbox_traces_purge()

@@ -140,6 +140,7 @@ def check(request, *, now: float | None = None) -> GuardedVerdict:
     counted = [*(client_policies(app) if app is not None else []), *filter(None, [address_policy(address)])]
     guards = list(filter(None, [failure_policy(address)]))
     request.token_limit_address = address
+    request.token_limit_app = app  # the named app, for the denial log (partners.token_denials)
     return quota.check_guarded(counted, guards, GROUP, now=time.time() if now is None else now)
 
 

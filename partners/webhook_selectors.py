@@ -4,6 +4,9 @@ A subscription or delivery is looked up *through* its app, so a caller naming an
 ``None`` and answers 404: nobody learns that someone else's subscription exists.
 """
 
+from django.db.models import Count, Min, Q
+from django.db.models.functions import Coalesce
+
 from partners.event_models import WebhookDelivery, WebhookSubscription
 from partners.models import App, Organization
 
@@ -41,3 +44,24 @@ def delivery_of(*, subscription: WebhookSubscription, delivery_id: int) -> Webho
         .filter(subscription=subscription, pk=delivery_id)
         .first()
     )
+
+
+def delivery_backlog(*, now, failed_since) -> dict:
+    """Across every subscription, for /status/: deliveries waiting (``pending``), those a worker may
+    take now and none holds (``due``) and when the longest-waiting of them fell due (``oldest_due_at``),
+    those an attempt is under way for (``in_flight``), those that failed at least once and wait for a
+    retry (``retrying``), and those given up on since ``failed_since`` (``failed``). Two queries."""
+    due = (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)) & (
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    )
+    backlog = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING).aggregate(
+        pending=Count("pk"),
+        due=Count("pk", filter=due),
+        in_flight=Count("pk", filter=Q(claimed_until__gte=now)),
+        retrying=Count("pk", filter=Q(attempts__gt=0)),
+        oldest_due_at=Min(Coalesce("next_attempt_at", "created_at"), filter=due),
+    )
+    backlog["failed"] = WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.FAILED, completed_at__gte=failed_since
+    ).count()
+    return backlog

@@ -55,6 +55,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 from urllib3.util import ssl_match_hostname
 
+from marketplace import metrics
 from partners import event_services
 from partners.event_models import DeliveryAttempt, WebhookDelivery, WebhookSubscription
 from partners.net import Target, Unresolvable, UnsafeURL, resolve_outbound
@@ -387,6 +388,7 @@ def delivery_attempt(*, delivery_id: int) -> str:
     ``lost`` (the lease ran out mid-attempt and another worker took over)."""
     claim = _claim(delivery_id, timezone.now())
     if isinstance(claim, str):
+        metrics.webhook_delivery(claim)
         return claim
     delivery = claim.delivery
     subscription = delivery.subscription
@@ -419,7 +421,9 @@ def delivery_attempt(*, delivery_id: int) -> str:
             total_timeout=settings.WEBHOOK_TOTAL_TIMEOUT,
         )
     duration_ms = int((time.monotonic() - started) * 1000)
-    return _record(claim, response, duration_ms)
+    outcome = _record(claim, response, duration_ms)
+    metrics.webhook_delivery(outcome)  # once its own transaction has committed
+    return outcome
 
 
 def _record(claim: _Claim, response: Response, duration_ms: int) -> str:

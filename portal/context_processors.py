@@ -15,6 +15,7 @@ NAV_SECTIONS = {
     "inbox": "inbox",
     "inbox-message": "inbox",
     "diagnostics": "diagnostics",
+    "diagnostics-denials": "diagnostics",
 }
 # Pages that make sense for any organization, so switching organization can stay on them.
 SWITCH_STAYS_ON = {"home", "apps", "organization", "tiers", "inbox", "diagnostics"}

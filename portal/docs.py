@@ -40,10 +40,32 @@ PYGMENTS_STYLE = "default"
 # The reading order of the index and the sidebar. A page not listed still appears, under "More",
 # so adding a file is enough to publish it.
 SECTIONS = (
-    ("Start here", ("getting-started", "authentication", "authorization-layers", "scopes", "consent", "tiers")),
+    (
+        "Start here",
+        (
+            "quickstart",
+            "getting-started",
+            "sandbox",
+            "authentication",
+            "authorization-layers",
+            "scopes",
+            "consent",
+            "tiers",
+            "certification",
+        ),
+    ),
     (
         "APIs",
-        ("fhir-api", "visits", "lab-result-shares", "eligibility-checks", "events", "webhooks", "migrating-to-v2"),
+        (
+            "fhir-api",
+            "workflow-apis",
+            "visits",
+            "lab-result-shares",
+            "eligibility-checks",
+            "events",
+            "webhooks",
+            "migrating-to-v2",
+        ),
     ),
     (
         "Operating your app",
@@ -55,9 +77,13 @@ SECTIONS = (
             "idempotency",
             "usage",
             "versioning",
+            "deprecation-policy",
             "access-audit",
+            "status-and-metrics",
+            "support",
         ),
     ),
+    # The changelog is records an admin publishes (portal.changelog), not a Markdown page: a link.
     ("What changed", ("changelog",)),
 )
 OTHER_SECTION = "More"
@@ -80,6 +106,28 @@ class Entry:
     @property
     def url(self) -> str:
         return f"/docs/{self.slug}/"
+
+
+@dataclass(frozen=True)
+class NavLink(Entry):
+    """A portal page that is not a Markdown file, listed in the index and the sidebar like one."""
+
+    path: str = ""
+
+    @property
+    def url(self) -> str:
+        return self.path
+
+
+# Slugs in SECTIONS that name such a page rather than a file.
+NAV_LINKS = {
+    "changelog": NavLink(
+        slug="changelog",
+        title="Changelog",
+        summary="What changed in the platform's APIs, newest first; filter it, or follow it as an Atom feed.",
+        path="/changelog/",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -133,7 +181,9 @@ def sections() -> list[Section]:
     by_slug = {e.slug: e for e in entries()}
     result = []
     for title, slugs in SECTIONS:
-        listed = tuple(by_slug.pop(slug) for slug in slugs if slug in by_slug)
+        listed = tuple(
+            NAV_LINKS.get(slug) or by_slug.pop(slug) for slug in slugs if slug in NAV_LINKS or slug in by_slug
+        )
         if listed:
             result.append(Section(title, listed))
     if by_slug:
@@ -206,11 +256,10 @@ ALLOWED_ATTRIBUTES = {
 ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
 
 
-def render(text: str, *, slug: str) -> Page:
-    meta, source = split_front_matter(text)
-    converter = markdown.Markdown(
+def _converter(*, toc: bool = True) -> markdown.Markdown:
+    return markdown.Markdown(
         extensions=[
-            "toc",
+            *(["toc"] if toc else []),
             "tables",
             "admonition",
             "pymdownx.details",
@@ -219,13 +268,37 @@ def render(text: str, *, slug: str) -> Page:
             _PageLinks(),
         ],
         extension_configs={
-            "toc": {"permalink": "¶", "permalink_title": "Link to this section"},
+            **({"toc": {"permalink": "¶", "permalink_title": "Link to this section"}} if toc else {}),
             # align="..." rather than style="...": the sanitizer allows no inline style at all.
             "tables": {"use_align_attribute": True},
             "pymdownx.highlight": {"use_pygments": True, "guess_lang": False, "css_class": "highlight"},
         },
         output_format="html",
     )
+
+
+def sanitize(converted: str) -> str:
+    return nh3.clean(
+        converted,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=ALLOWED_URL_SCHEMES,
+        link_rel=None,
+        strip_comments=True,
+    )
+
+
+def render_markdown(text: str) -> SafeString:
+    """Markdown an admin wrote (a changelog entry's body, its migration notes) as sanitized HTML: the
+    pages' extensions and sanitizer, links to ``tiers.md`` rewritten, but no heading ids (several
+    entries share one page, and their slugs are its anchors) and no generated blocks (a marker is a
+    comment, and the sanitizer drops it)."""
+    return mark_safe(sanitize(_converter(toc=False).convert(text or "")))  # noqa: S308 -- sanitized by nh3
+
+
+def render(text: str, *, slug: str) -> Page:
+    meta, source = split_front_matter(text)
+    converter = _converter()
     converted = converter.convert(source)
     blocks = tuple(_MARKER_RE.findall(converted))
     if unknown := [name for name in blocks if name not in BLOCKS]:
@@ -233,14 +306,7 @@ def render(text: str, *, slug: str) -> Page:
     # Markdown escapes a marker in code, so any other comment left is one inside a line of text.
     if len(_ANY_MARKER_RE.findall(converted)) != len(blocks):
         raise BrokenPage(f"docs/{slug}.md has a generated-block marker inside a line; give it a line of its own")
-    body = nh3.clean(
-        _MARKER_RE.sub(lambda m: _PLACEHOLDER.format(m[1]), converted),
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=ALLOWED_URL_SCHEMES,
-        link_rel=None,
-        strip_comments=True,
-    )
+    body = sanitize(_MARKER_RE.sub(lambda m: _PLACEHOLDER.format(m[1]), converted))
     tokens = list(_walk(converter.toc_tokens))
     headings = tuple(Heading(t["id"], html.unescape(t["name"])) for t in tokens if t["level"] == 2)
     listed = entry(text, slug=slug)
@@ -710,3 +776,8 @@ def scope_workflow() -> SafeString:
             DATA_CLASSES[s.data_class].description if s.data_class in DATA_CLASSES else s.data_class,
         ),
     )
+
+
+# Blocks built from the published API documents and the sandbox's data live in their own module; importing
+# it registers them.
+from portal import docs_blocks  # noqa: E402, F401

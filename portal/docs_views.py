@@ -4,7 +4,9 @@ from django.shortcuts import redirect, render
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_safe
 
-from portal import docs
+from portal import analytics, docs
+from portal import search as docs_search
+from portal.models import PortalEvent
 
 # Short: a page's generated tables follow the tiers, which an admin may change at any moment.
 MAX_AGE = 60
@@ -20,12 +22,14 @@ def _cacheable(request, response):
     return response
 
 
+@analytics.recorded(PortalEvent.Kind.PAGE_VIEW)
 @require_safe
 def index(request):
     context = {"sections": docs.sections(), "nav_section": "docs", "is_index": True}
     return _cacheable(request, render(request, "docs/index.html", context))
 
 
+@analytics.recorded(PortalEvent.Kind.PAGE_VIEW)
 @require_safe
 def page(request, slug):
     found = docs.page(slug)
@@ -45,6 +49,7 @@ def page(request, slug):
     return _cacheable(request, render(request, "docs/page.html", context))
 
 
+@analytics.recorded(PortalEvent.Kind.ERROR_PAGE)
 @require_safe
 def error_page(request, code):
     """``/docs/errors/<code>/``: the page every problem's ``type`` URI points at."""
@@ -68,6 +73,7 @@ def error_page(request, code):
     return _cacheable(request, render(request, "docs/error.html", context))
 
 
+@analytics.recorded(PortalEvent.Kind.PAGE_VIEW)
 @require_safe
 def deprecations(request):
     """``/deprecations/``: every published deprecation with its dates, a countdown to its sunset, what
@@ -89,3 +95,28 @@ def deprecations(request):
     ]
     context = {"deprecations": listed, "sections": docs.sections(), "nav_section": "docs", "now": now}
     return _cacheable(request, render(request, "docs/deprecations.html", context))
+
+
+@require_safe
+def search(request):
+    """``/docs/search/?q=``: the docs sections that match, best first (``portal.search``). Every search
+    is counted with how many it found, so the admins see what developers looked for and did not find.
+    Never cached by a shared cache: each search is a visit to count."""
+    raw = request.GET.get("q", "")
+    query = docs_search.clean_query(raw)
+    results = docs_search.search(query) if query else []
+    if query:
+        analytics.portal_event_record(request=request, kind=PortalEvent.Kind.SEARCH, query=query, results=len(results))
+    context = {
+        "search_query": query,
+        "results": results,
+        "truncated": len(raw.strip()) > docs_search.MAX_QUERY_LENGTH,
+        "max_query_length": docs_search.MAX_QUERY_LENGTH,
+        "max_results": docs_search.MAX_RESULTS,
+        "sections": docs.sections(),
+        "nav_section": "docs",
+        "is_search": True,
+    }
+    response = render(request, "docs/search.html", context)
+    patch_cache_control(response, private=True, max_age=0)
+    return response

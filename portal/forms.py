@@ -8,6 +8,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from api.denials import well_formed as well_formed_correlation_id
 from api.models import AccessEvent
 from partners import events
 from partners.models import App, Membership, Organization
@@ -342,6 +343,30 @@ class TokenInspectForm(forms.Form):
             "max_length": "That is longer than any token we issue.",
         },
     )
+
+
+class DenialLookupForm(forms.Form):
+    """A correlation id, in the shape the platform accepts for ``X-Request-ID``."""
+
+    correlation_id = forms.CharField(
+        label="Correlation id",
+        max_length=128,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocapitalize": "none", "autocomplete": "off"}),
+        help_text="From the refused response: its X-Request-ID header, or correlation_id in the body.",
+        error_messages={
+            "required": "Enter the correlation id of the refused request.",
+            "max_length": "A correlation id is at most 128 characters.",
+        },
+    )
+
+    def clean_correlation_id(self):
+        value = well_formed_correlation_id(self.cleaned_data["correlation_id"])
+        if value is None:
+            raise ValidationError(
+                "That is not a correlation id: 8 to 128 letters, digits, dots, underscores, colons or hyphens, "
+                "starting with a letter or digit (e.g. 7f9c2d0e4b8a4f0e9a51c3d2b6e1a0f4)."
+            )
+        return value
 
 
 # --- Webhooks --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
-from portal import diagnostics, docs_views, views, webhook_views
+from portal import certification_views, changelog_views, diagnostics, docs_views, status, views, webhook_views
 
 app_name = "portal"
 
@@ -24,6 +25,13 @@ urlpatterns = [
     path("apps/<int:pk>/keys/", views.app_keys, name="app-keys"),
     path("apps/<int:pk>/access-log/", views.app_access_log, name="app-access-log"),
     path("apps/<int:pk>/usage/", views.app_usage, name="app-usage"),
+    path("apps/<int:pk>/certification/", certification_views.certification, name="app-certification"),
+    path(
+        "apps/<int:pk>/certification/runs/",
+        certification_views.certification_start,
+        name="app-certification-start",
+    ),
+    path("apps/<int:pk>/changelog/", changelog_views.app_changelog, name="app-changelog"),
     # Webhooks
     path("apps/<int:pk>/webhooks/", webhook_views.webhooks, name="webhooks"),
     path("apps/<int:pk>/webhooks/new/", webhook_views.webhook_create, name="webhook-create"),
@@ -53,11 +61,20 @@ urlpatterns = [
     # Inbox
     path("inbox/", views.inbox, name="inbox"),
     path("inbox/<int:pk>/", views.inbox_message, name="inbox-message"),
-    # Diagnostics
+    # Diagnostics and service status
     path("diagnostics/", diagnostics.diagnostics, name="diagnostics"),
+    path("diagnostics/denials/", diagnostics.denials, name="diagnostics-denials"),
+    path("status/", status.status, name="status"),
     # Docs (public)
     path("docs/", docs_views.index, name="docs"),
     path("docs/errors/<slug:code>/", docs_views.error_page, name="docs-error"),
+    # Before docs/<slug>/, which would take "search" for a page's name.
+    path("docs/search/", docs_views.search, name="docs-search"),
     path("deprecations/", docs_views.deprecations, name="deprecations"),
+    path("changelog/", changelog_views.changelog_page, name="changelog"),
+    path("changelog/feed.xml", changelog_views.changelog_feed, name="changelog-feed"),
+    path("changelog/apps/<str:token>/feed.xml", changelog_views.changelog_app_feed, name="changelog-app-feed"),
+    # The changelog was a Markdown page until it became records an admin publishes.
+    path("docs/changelog/", RedirectView.as_view(pattern_name="portal:changelog", permanent=True)),
     path("docs/<str:slug>/", docs_views.page, name="docs-page"),
 ]

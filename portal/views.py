@@ -31,7 +31,7 @@ from partners import selectors, services
 from partners.exceptions import InvalidState, NotPermitted, TierLimitReached
 from partners.models import App, Membership
 from partners.tiers import BAA_VERSION, SECURITY_QUESTIONNAIRE
-from portal import presenters
+from portal import changelog, presenters
 from portal.context import current_membership, organization_required, set_current_organization
 from portal.forms import (
     AccessLogFilterForm,
@@ -495,6 +495,8 @@ def app_detail(request, pk):
             "membership": selectors.membership_for(user=request.user, organization=app.organization),
             "secret": secret,
             "registered_keys": presenters.registered_keys(app),
+            "changelog_entries": len(changelog.changelog_entries_for_app(app)),
+            "changelog_feed_url": changelog.app_feed_url(app),
         },
     )
     if secret:

@@ -50,5 +50,6 @@ def test_library_log_lines_carry_the_request_id_too(client, caplog):
 
 
 def test_readyz_reports_dependencies(client):
-    body = client.get("/readyz").json()
-    assert body == {"status": "ok", "checks": {"database": "ok", "cache": "ok"}}
+    body = client.get("/readyz").json()  # each check in detail: tests/marketplace/test_health.py
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "cache", "broker"}

@@ -142,6 +142,7 @@ def test_the_429_names_the_policy_its_quota_and_when_to_come_back(client, clock)
         "error_uri": "http://testserver/docs/errors/quota_exceeded/",
         "violated-policies": ["client-token-minute"],
         "retry_after": 40,
+        "correlation_id": refused["X-Request-ID"],  # as every error has
     }
     clock["now"] = T + 60.25  # the next minute
     assert token(client, app).status_code == 200

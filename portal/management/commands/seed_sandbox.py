@@ -12,6 +12,8 @@ from api.seed import DEFAULT_PATIENTS, seed_deprecations, seed_fhir_sandbox, syn
 from consent.seed import seed_consent
 from partners.models import Organization
 from partners.seed import seed_partners
+from portal.changelog import changelog_entries_link_deprecations
+from portal.search import doc_sections_rebuild
 
 
 class Command(BaseCommand):
@@ -40,6 +42,11 @@ class Command(BaseCommand):
         fhir = seed_fhir_sandbox(patients=options["patients"], care_organization=provider)
         result["fhir"] = {**fhir, "stored": synthetic_counts()}
         result["deprecations"] = seed_deprecations()
+        # What manage.py index_docs does: a fresh sandbox's first docs search finds an index ready.
+        indexed = doc_sections_rebuild()
+        result["docs_search"] = {"pages": indexed.pages, "reindexed": len(indexed.rebuilt)}
+        # The changelog's history is loaded by a migration, before the deprecations exist.
+        result["changelog"] = {"deprecations_linked": changelog_entries_link_deprecations()}
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2))
             return
