@@ -11,9 +11,7 @@
 
 import re
 
-from django import forms
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -24,9 +22,9 @@ from django.utils.feedgenerator import Atom1Feed
 from django.utils.text import slugify
 from django.views.decorators.http import conditional_page, require_safe
 
-from api.endpoints import InvalidPattern, Pattern
 from portal import analytics, changelog, docs
 from portal.docs_views import MAX_AGE, _cacheable
+from portal.forms import FILTER_DEFAULTS, ChangelogFilterForm
 from portal.models import ChangelogEntry, PortalEvent
 from portal.views import _app_or_404
 
@@ -35,59 +33,6 @@ FEED_TITLE = "Healthcare Marketplace API changelog"
 # A feed is polled; a reader only needs the recent entries, the page has them all.
 FEED_LIMIT = 50
 _ROOT_HREF_RE = re.compile(r'(href|src)="/(?!/)')
-
-
-class ChangelogFilterForm(forms.Form):
-    """The page's and the feed's filters, from the query string; an empty field filters nothing."""
-
-    version = forms.ChoiceField(
-        label="Version",
-        required=False,
-        choices=[("", "Every version"), *ChangelogEntry.Version.choices],
-        error_messages={"invalid_choice": "“%(value)s” is not a version the changelog knows: pick one from the list."},
-    )
-    kind = forms.ChoiceField(
-        label="Kind",
-        required=False,
-        choices=[("", "Every kind"), *ChangelogEntry.Kind.choices],
-        error_messages={"invalid_choice": "“%(value)s” is not a kind of change: pick one from the list."},
-    )
-    endpoint = forms.CharField(
-        label="Endpoint",
-        required=False,
-        max_length=300,
-        help_text="A route, with or without a method: <code>/api/v1/visits</code>, "
-        "<code>GET /api/v1/visits/{visit_id}</code>.",
-        widget=forms.TextInput(attrs={"list": "changelog-endpoints", "placeholder": "/api/v1/visits"}),
-    )
-    since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-
-    def clean_endpoint(self) -> Pattern | None:
-        text = self.cleaned_data.get("endpoint", "").strip()
-        if not text:
-            return None
-        try:
-            return Pattern.parse(text)
-        except InvalidPattern as exc:
-            raise ValidationError(str(exc)) from exc
-
-    def clean(self):
-        cleaned = super().clean()
-        since, until = cleaned.get("since"), cleaned.get("until")
-        if since and until and since > until:
-            self.add_error("until", "The end date is before the start date.")
-        return cleaned
-
-    def filters(self) -> dict:
-        data = self.cleaned_data
-        return {key: data.get(key) or default for key, default in FILTER_DEFAULTS.items()}
-
-    def is_filtered(self) -> bool:
-        return any(self.data.get(key) for key in FILTER_DEFAULTS)
-
-
-FILTER_DEFAULTS = {"version": "", "kind": "", "endpoint": None, "since": None, "until": None}
 
 
 def _filter_query(request) -> str:

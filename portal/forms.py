@@ -9,11 +9,13 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from api.denials import well_formed as well_formed_correlation_id
+from api.endpoints import InvalidPattern, Pattern
 from api.models import AccessEvent
 from partners import events
 from partners.models import App, Membership, Organization
 from partners.tiers import BAA_VERSION, SECURITY_QUESTIONNAIRE
 from partners.webhook_services import SUBSCRIBABLE_EVENT_TYPES
+from portal.models import ChangelogEntry
 
 
 def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -218,12 +220,24 @@ class AppKeysForm(forms.Form):
         return data
 
 
-class AccessLogFilterForm(forms.Form):
-    """The access log's filters (from the query string): a date range, whole UTC days, both ends
-    included, and an outcome."""
+class DateRangeForm(forms.Form):
+    """A date range from the query string, both ends included; either end may be left out."""
 
     since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", "The end date is before the start date.")
+        return cleaned
+
+
+class AccessLogFilterForm(DateRangeForm):
+    """The access log's filters (from the query string): a date range, whole UTC days, both ends
+    included, and an outcome."""
+
     outcome = forms.ChoiceField(
         label="Outcome", required=False, choices=[("", "Any outcome"), *AccessEvent.Outcome.choices]
     )
@@ -451,3 +465,49 @@ class WebhookReplayForm(forms.Form):
         help_text="Every event sent to this subscription from then on is sent again, in sequence order, with its "
         "original sequence number. At most 30 days ago.",
     )
+
+
+class ChangelogFilterForm(DateRangeForm):
+    """The changelog page's and feed's filters, from the query string; an empty field filters nothing."""
+
+    field_order = ["version", "kind", "endpoint", "since", "until"]
+
+    version = forms.ChoiceField(
+        label="Version",
+        required=False,
+        choices=[("", "Every version"), *ChangelogEntry.Version.choices],
+        error_messages={"invalid_choice": "“%(value)s” is not a version the changelog knows: pick one from the list."},
+    )
+    kind = forms.ChoiceField(
+        label="Kind",
+        required=False,
+        choices=[("", "Every kind"), *ChangelogEntry.Kind.choices],
+        error_messages={"invalid_choice": "“%(value)s” is not a kind of change: pick one from the list."},
+    )
+    endpoint = forms.CharField(
+        label="Endpoint",
+        required=False,
+        max_length=300,
+        help_text="A route, with or without a method: <code>/api/v1/visits</code>, "
+        "<code>GET /api/v1/visits/{visit_id}</code>.",
+        widget=forms.TextInput(attrs={"list": "changelog-endpoints", "placeholder": "/api/v1/visits"}),
+    )
+
+    def clean_endpoint(self) -> Pattern | None:
+        text = self.cleaned_data.get("endpoint", "").strip()
+        if not text:
+            return None
+        try:
+            return Pattern.parse(text)
+        except InvalidPattern as exc:
+            raise ValidationError(str(exc)) from exc
+
+    def filters(self) -> dict:
+        data = self.cleaned_data
+        return {key: data.get(key) or default for key, default in FILTER_DEFAULTS.items()}
+
+    def is_filtered(self) -> bool:
+        return any(self.data.get(key) for key in FILTER_DEFAULTS)
+
+
+FILTER_DEFAULTS = {"version": "", "kind": "", "endpoint": None, "since": None, "until": None}
