@@ -149,3 +149,18 @@ def _ms(value: str) -> float:
 def report(title: str, figures: dict) -> None:
     print(f"\n== {title}")
     print(json.dumps(figures, indent=2))
+
+
+def throughput_rounds(on_base: str, off_base: str, path: str, *, seconds: int, rounds: int, headers=()) -> list:
+    """Alternate wrk runs of ``path`` against two servers, after a warm-up of each, so that whatever else
+    the machine does slows both sides of a round alike. Returns ``(on rps / off rps, on, off)`` per
+    round, lowest ratio first; every response of both must be a 2xx."""
+    for base in (on_base, off_base):
+        wrk(f"{base}{path}", seconds=2, headers=headers)  # warm-up
+    found = []
+    for _ in range(rounds):
+        on = wrk(f"{on_base}{path}", seconds=seconds, headers=headers)
+        off = wrk(f"{off_base}{path}", seconds=seconds, headers=headers)
+        assert on["non_2xx"] == 0 and off["non_2xx"] == 0, (on, off)
+        found.append((on["rps"] / off["rps"], on, off))
+    return sorted(found, key=lambda r: r[0])

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import bench_env, ensure_database, gunicorn, report, wrk  # noqa: E402
+from bench.harness import bench_env, ensure_database, gunicorn, report, throughput_rounds, wrk  # noqa: E402
 from bench.layered_check import make_token  # noqa: E402
 
 WORKERS = 2 * (os.cpu_count() or 1) + 1
@@ -50,14 +50,9 @@ def main():
         gunicorn({**env, "RATE_LIMITS": "1"}, workers=WORKERS) as limited,
         gunicorn({**env, "RATE_LIMITS": "0"}, workers=WORKERS) as unlimited,
     ):
-        for base in (limited, unlimited):
-            wrk(f"{base}/bench/layered", seconds=2, headers=auth)  # warm-up
-        rounds = []
-        for _ in range(args.rounds):
-            on = wrk(f"{limited}/bench/layered", seconds=args.seconds, headers=auth)
-            off = wrk(f"{unlimited}/bench/layered", seconds=args.seconds, headers=auth)
-            assert on["non_2xx"] == 0 and off["non_2xx"] == 0, (on, off)
-            rounds.append((on["rps"] / off["rps"], on, off))
+        rounds = throughput_rounds(
+            limited, unlimited, "/bench/layered", seconds=args.seconds, rounds=args.rounds, headers=auth
+        )
 
         # (b): only the daily window can refuse, and it cannot roll over during the run.
         from bench.harness import unbounded_quotas
@@ -71,7 +66,6 @@ def main():
         boundary = wrk(f"{limited}/bench/layered", seconds=args.seconds, connections=200, threads=2, headers=auth)
         set_quotas(unbounded_quotas())
 
-    rounds.sort(key=lambda r: r[0])
     total = boundary["requests"]
     report(
         f"Rate limits (gunicorn, {WORKERS} workers, PostgreSQL + Redis)",

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import bench_env, ensure_database, gunicorn, report, wrk  # noqa: E402
+from bench.harness import bench_env, ensure_database, gunicorn, report, throughput_rounds  # noqa: E402
 from bench.layered_check import make_token  # noqa: E402
 
 WORKERS = 2 * (os.cpu_count() or 1) + 1
@@ -40,17 +40,11 @@ def main():
         gunicorn({**env, "SANDBOX_TRACE": "1"}, workers=WORKERS) as traced,
         gunicorn({**env, "SANDBOX_TRACE": "0"}, workers=WORKERS) as untraced,
     ):
-        for base in (traced, untraced):
-            wrk(f"{base}/bench/layered", seconds=2, headers=auth)  # warm-up
-        rounds = []
-        for _ in range(args.rounds):
-            on = wrk(f"{traced}/bench/layered", seconds=args.seconds, headers=auth)
-            off = wrk(f"{untraced}/bench/layered", seconds=args.seconds, headers=auth)
-            assert on["non_2xx"] == 0 and off["non_2xx"] == 0, (on, off)
-            rounds.append((on["rps"] / off["rps"], on, off))
+        rounds = throughput_rounds(
+            traced, untraced, "/bench/layered", seconds=args.seconds, rounds=args.rounds, headers=auth
+        )
     rows_written = SandboxTrace.objects.count() - traced_before
 
-    rounds.sort(key=lambda r: r[0])
     report(
         f"Sandbox trace (gunicorn, {WORKERS} workers, PostgreSQL + Redis)",
         {
