@@ -9,6 +9,7 @@ Service errors map onto the page the same way everywhere:
 """
 
 import json
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -60,6 +61,40 @@ def rate_limited(*, group: str, key: str = "ip", rate: str = "10/m", method: str
 def refuse(request, exc: Exception | str, status: int = 403):
     """The rendered refusal page (``403.html`` reads ``exception``, like Django's own 403 view)."""
     return render(request, "403.html", {"exception": str(exc)}, status=status)
+
+
+@dataclass
+class Submission:
+    """What ``submit`` made of a form's service call: its result, or the page that refuses it, or the
+    status to render the form again with (its errors are on the form)."""
+
+    result: object = None
+    refusal: object = None  # the 403 page, for a caller whose role does not allow it
+    status: int = 200
+    succeeded: bool = False
+
+
+def submit(request, form, action, *, tier_limit_status: int | None = None) -> Submission:
+    """Run a valid form's service call and show its refusals the one way every portal form does: a
+    ``ValidationError`` on the form's fields, ``NotPermitted`` as the 403 page, ``InvalidState`` on the
+    form with 409. With ``tier_limit_status``, a ``TierLimitReached`` goes on the form too, with that
+    status: the fix is an upgrade, said next to what was asked for, not a different role."""
+    try:
+        result = action()
+    except ValidationError as exc:
+        add_service_errors(form, exc)
+        return Submission()
+    except TierLimitReached as exc:
+        if tier_limit_status is None:
+            return Submission(refusal=refuse(request, exc))
+        form.add_error(None, str(exc))
+        return Submission(status=tier_limit_status)
+    except NotPermitted as exc:
+        return Submission(refusal=refuse(request, exc))
+    except InvalidState as exc:
+        form.add_error(None, str(exc))
+        return Submission(status=409)
+    return Submission(result=result, succeeded=True)
 
 
 def perform(request, action, *, success, then: str):
@@ -439,8 +474,10 @@ def app_create(request):
         form = AppCreateForm(request.POST)
         if form.is_valid():
             data = form.cleaned_data
-            try:
-                app, secret = services.app_create(
+            submission = submit(
+                request,
+                form,
+                lambda: services.app_create(
                     organization=organization,
                     actor=request.user,
                     name=data["name"],
@@ -451,19 +488,14 @@ def app_create(request):
                     description=data["description"],
                     homepage_url=data["homepage_url"],
                     privacy_policy_url=data["privacy_policy_url"],
-                )
-            except ValidationError as exc:
-                add_service_errors(form, exc)
-            except TierLimitReached as exc:
-                # The fix is an upgrade, so say it on the form, next to what was asked for.
-                form.add_error(None, str(exc))
-                status = 403
-            except NotPermitted as exc:
-                return refuse(request, exc)
-            except InvalidState as exc:
-                form.add_error(None, str(exc))
-                status = 409
-            else:
+                ),
+                tier_limit_status=403,
+            )
+            if submission.refusal:
+                return submission.refusal
+            status = submission.status
+            if submission.succeeded:
+                app, secret = submission.result
                 if secret:
                     request.session[secret_session_key(app.pk)] = secret
                 messages.success(request, f"{app.name} is registered.")
@@ -545,16 +577,13 @@ def app_edit(request, pk):
     status = 200
     form = AppEditForm(request.POST)
     if form.is_valid():
-        try:
-            services.app_update(app=app, actor=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            add_service_errors(form, exc)
-        except NotPermitted as exc:
-            return refuse(request, exc)
-        except InvalidState as exc:
-            form.add_error(None, str(exc))
-            status = 409
-        else:
+        submission = submit(
+            request, form, lambda: services.app_update(app=app, actor=request.user, **form.cleaned_data)
+        )
+        if submission.refusal:
+            return submission.refusal
+        status = submission.status
+        if submission.succeeded:
             messages.success(request, "Your changes are saved.")
             return redirect(app)
     elif not membership.can_manage_apps:
@@ -571,20 +600,19 @@ def app_keys(request, pk):
     keys_form = AppKeysForm(request.POST)
     if keys_form.is_valid():
         data = keys_form.cleaned_data
-        try:
-            updated = services.app_set_keys(app=app, actor=request.user, jwks=data["jwks"], jwks_url=data["jwks_url"])
-        except ValidationError as exc:
-            add_service_errors(keys_form, exc)
-        except NotPermitted as exc:
-            return refuse(request, exc)
-        except InvalidState as exc:
-            keys_form.add_error(None, str(exc))
-            status = 409
-        else:
+        submission = submit(
+            request,
+            keys_form,
+            lambda: services.app_set_keys(app=app, actor=request.user, jwks=data["jwks"], jwks_url=data["jwks_url"]),
+        )
+        if submission.refusal:
+            return submission.refusal
+        status = submission.status
+        if submission.succeeded:
             messages.success(
                 request,
                 "Your app's public keys are saved."
-                if updated.uses_key_authentication
+                if submission.result.uses_key_authentication
                 else "Your app's keys are removed.",
             )
             return redirect(app)

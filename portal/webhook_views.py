@@ -20,15 +20,14 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from partners import selectors, webhook_selectors, webhook_services
-from partners.exceptions import InvalidState, NotPermitted, TierLimitReached
+from partners.exceptions import InvalidState, NotPermitted
 from portal.forms import (
     WebhookDisableForm,
     WebhookReplayForm,
     WebhookRotateForm,
     WebhookSubscriptionForm,
-    add_service_errors,
 )
-from portal.views import _app_or_404, _role_refusal, perform, rate_limited, refuse
+from portal.views import _app_or_404, _role_refusal, perform, rate_limited, refuse, submit
 
 DELIVERY_LOG_PAGE_SIZE = 25
 
@@ -93,21 +92,17 @@ def webhook_create(request, pk):
     form = WebhookSubscriptionForm(request.POST)
     status = 200
     if form.is_valid():
-        try:
-            subscription = webhook_services.webhook_subscription_create(
-                app=app, actor=request.user, **form.cleaned_data
-            )
-        except ValidationError as exc:
-            add_service_errors(form, exc)
-        except TierLimitReached as exc:
-            form.add_error(None, str(exc))
-            status = 409  # as the API answers it: the organization's subscriptions are all in use
-        except NotPermitted as exc:
-            return refuse(request, exc)
-        except InvalidState as exc:
-            form.add_error(None, str(exc))
-            status = 409
-        else:
+        submission = submit(
+            request,
+            form,
+            lambda: webhook_services.webhook_subscription_create(app=app, actor=request.user, **form.cleaned_data),
+            tier_limit_status=409,  # as the API answers it: the organization's subscriptions are all in use
+        )
+        if submission.refusal:
+            return submission.refusal
+        status = submission.status
+        if submission.succeeded:
+            subscription = submission.result
             request.session[secret_session_key(subscription.pk)] = {"secret": subscription.secret, "rotated": False}
             messages.success(request, "The subscription is created.")
             return redirect(_detail_url(subscription))
@@ -160,18 +155,17 @@ def webhook_edit(request, pk, subscription_id):
     form = WebhookSubscriptionForm(request.POST)
     status = 200
     if form.is_valid():
-        try:
-            webhook_services.webhook_subscription_update(
+        submission = submit(
+            request,
+            form,
+            lambda: webhook_services.webhook_subscription_update(
                 subscription=subscription, actor=request.user, **form.cleaned_data
-            )
-        except ValidationError as exc:
-            add_service_errors(form, exc)
-        except NotPermitted as exc:
-            return refuse(request, exc)
-        except InvalidState as exc:
-            form.add_error(None, str(exc))
-            status = 409
-        else:
+            ),
+        )
+        if submission.refusal:
+            return submission.refusal
+        status = submission.status
+        if submission.succeeded:
             messages.success(request, "Your changes are saved.")
             return redirect(_detail_url(subscription))
     return _form_page(request, app, form, subscription=subscription, status=status)
