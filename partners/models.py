@@ -289,6 +289,9 @@ class App(AbstractApplication):
     # -> first successful call). Kept on the app because tokens are purged when they expire and usage
     # rows after 13 months; set once, never moved.
     first_token_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The per-app changelog feed's address is signed over the app id and this number: rotating the
+    # address (partners.services.app_changelog_feed_rotate) counts it up, and every older address stops.
+    changelog_feed_generation = models.PositiveIntegerField(default=1, editable=False)
     first_success_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="The UTC hour of the app's first 2xx API response."
     )

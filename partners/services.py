@@ -14,6 +14,7 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
@@ -517,6 +518,15 @@ def app_rotate_secret(*, app: App, actor: User) -> str:
     app.secret_rotated_at = timezone.now()
     app.save(update_fields=["client_secret", "secret_rotated_at", "updated"])
     return secret
+
+
+@transaction.atomic
+def app_changelog_feed_rotate(*, app: App, actor: User) -> None:
+    """Give the app's private changelog feed a new address; the old one answers 404 from now on (a
+    leaked address tells whoever has it which endpoints the app calls, and how often)."""
+    _require_member(actor, app.organization, permission="can_manage_apps")
+    App.objects.filter(pk=app.pk).update(changelog_feed_generation=F("changelog_feed_generation") + 1)
+    app.refresh_from_db(fields=["changelog_feed_generation"])
 
 
 # --- Tiers -----------------------------------------------------------------------------------

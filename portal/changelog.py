@@ -221,20 +221,28 @@ def updated_at(entry: ChangelogEntry) -> datetime:
 
 
 def app_feed_token(app) -> str:
-    return signing.dumps(app.pk, salt=APP_FEED_SALT)
+    return signing.dumps([app.pk, app.changelog_feed_generation], salt=APP_FEED_SALT)
 
 
 def app_for_feed_token(token: str):
-    """The app a per-app feed token names, or None when the token is not one we signed."""
+    """The app a per-app feed token names, or None when the token is not one we signed or its address
+    has been rotated since."""
     from partners.models import App
 
     try:
-        app_id = signing.loads(token, salt=APP_FEED_SALT)
+        signed = signing.loads(token, salt=APP_FEED_SALT)
     except signing.BadSignature:
         return None
-    if not isinstance(app_id, int):
+    # The first addresses (2026-11-25) signed the bare app id: they are generation 1.
+    if isinstance(signed, int):
+        app_id, generation = signed, 1
+    elif isinstance(signed, list) and len(signed) == 2:
+        app_id, generation = signed
+    else:
         return None
-    return App.objects.select_related("organization").filter(pk=app_id).first()
+    if not isinstance(app_id, int) or not isinstance(generation, int):
+        return None
+    return App.objects.select_related("organization").filter(pk=app_id, changelog_feed_generation=generation).first()
 
 
 def app_feed_url(app) -> str:

@@ -20,13 +20,15 @@ from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.text import slugify
-from django.views.decorators.http import conditional_page, require_safe
+from django.views.decorators.http import conditional_page, require_POST, require_safe
 
+from partners import selectors as partner_selectors
+from partners import services as partner_services
 from portal import analytics, changelog, docs
 from portal.docs_views import MAX_AGE, _cacheable
 from portal.forms import FILTER_DEFAULTS, ChangelogFilterForm
 from portal.models import ChangelogEntry, PortalEvent
-from portal.views import _app_or_404
+from portal.views import _app_or_404, perform
 
 FEED_AUTHOR = "Healthcare Marketplace"
 FEED_TITLE = "Healthcare Marketplace API changelog"
@@ -99,8 +101,21 @@ def app_changelog(request, pk):
         "organization": app.organization,
         "entries": _views([f.entry for f in found], {f.entry.pk: f.calls for f in found}),
         "feed_url": changelog.app_feed_url(app),
+        "membership": partner_selectors.membership_for(user=request.user, organization=app.organization),
     }
     return render(request, "portal/app_changelog.html", context)
+
+
+@login_required
+@require_POST
+def app_changelog_feed_rotate(request, pk):
+    app = _app_or_404(request, pk)
+    return perform(
+        request,
+        lambda: partner_services.app_changelog_feed_rotate(app=app, actor=request.user),
+        success="The feed has a new address: the old one no longer works. Update your feed reader.",
+        then=reverse("portal:app-changelog", args=[app.pk]),
+    )
 
 
 # --- The feeds -----------------------------------------------------------------------------------

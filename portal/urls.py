@@ -32,6 +32,11 @@ urlpatterns = [
         name="app-certification-start",
     ),
     path("apps/<int:pk>/changelog/", changelog_views.app_changelog, name="app-changelog"),
+    path(
+        "apps/<int:pk>/changelog/rotate-feed/",
+        changelog_views.app_changelog_feed_rotate,
+        name="app-changelog-feed-rotate",
+    ),
     # Webhooks
     path("apps/<int:pk>/webhooks/", webhook_views.webhooks, name="webhooks"),
     path("apps/<int:pk>/webhooks/new/", webhook_views.webhook_create, name="webhook-create"),
