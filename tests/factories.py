@@ -1,8 +1,11 @@
 """factory-boy factories shared by the whole suite."""
 
+from datetime import timedelta
+
 import factory
 from django.utils import timezone
 
+from api import usage
 from partners.models import App, Membership, Organization, Tier, TierUpgradeRequest, User
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
@@ -128,3 +131,35 @@ class DeliveryAttemptFactory(factory.django.DjangoModelFactory):
     status_code = 200
     response_excerpt = '{"ok": true}'
     succeeded = True
+
+
+class DeprecationFactory(factory.django.DjangoModelFactory):
+    """A published deprecation of ``path_prefix``, announced yesterday, with its sunset 200 days away."""
+
+    class Meta:
+        model = "api.Deprecation"
+
+    path_prefix = "v1/visits"
+    title = factory.LazyAttribute(lambda d: f"{d.path_prefix} goes away")
+    summary = "Going."
+    replacement = "/api/v2/visits"
+    migration_guide = "/docs/migrating-to-v2/"
+    announced_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1))
+    sunset_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=200))
+    published = True
+
+
+def record_calls(app, endpoint: str, times: int, at, *, group: str = "fhir_read", status: int = 200) -> None:
+    """``times`` responses of ``app`` from ``endpoint`` at ``at``, counted as the API counts them
+    (``api.usage.record``); ``usage.flush()`` sends them to the shared counters."""
+    for _ in range(times):
+        usage.record(
+            app_id=app.pk,
+            organization_id=app.organization_id,
+            group=group,
+            status=status,
+            error_code=None,
+            policy=None,
+            endpoint=endpoint,
+            at=at,
+        )

@@ -22,7 +22,7 @@ from api.tasks import send_deprecation_notices
 from api.usage import floor_hour
 from api.usage_models import UsageHour
 from partners.models import InboxMessage, Membership
-from tests.factories import AppFactory, OrganizationFactory, member
+from tests.factories import AppFactory, DeprecationFactory, OrganizationFactory, member
 
 pytestmark = pytest.mark.django_db
 
@@ -34,12 +34,10 @@ def deprecate(prefix="v1/visits", **fields) -> Deprecation:
     defaults = {
         "title": "v1 visits",
         "summary": "v2 gives a visit's time as a period.",
-        "replacement": "/api/v2/visits",
-        "migration_guide": "/docs/migrating-to-v2/",
         "announced_at": ANNOUNCED,
         "sunset_at": SUNSET,
     }
-    return Deprecation.objects.create(path_prefix=prefix, **{**defaults, **fields})
+    return DeprecationFactory(path_prefix=prefix, **{**defaults, **fields})
 
 
 def organization(members=2, name=None):

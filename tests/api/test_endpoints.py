@@ -1,6 +1,7 @@
 """Usage per endpoint (api.endpoints): what the changelog's per-app feed and the deprecation notices
 read to know which apps called what a change touches."""
 
+import functools
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from api import usage
 from api.endpoints import InvalidPattern, Pattern, calls_by_endpoint, parse_patterns, route_template
 from api.usage_models import UsageHour
 from tests.api.conftest import bearer, make_token
-from tests.factories import AppFactory
+from tests.factories import AppFactory, record_calls
 
 
 def test_route_templates_are_written_the_way_the_openapi_documents_write_paths():
@@ -67,19 +68,7 @@ def test_calls_by_endpoint_reads_the_last_30_days_for_the_endpoints_a_pattern_co
     now = timezone.now()
     caller, other = AppFactory(), AppFactory()
 
-    def hit(app, endpoint, times, at):
-        for _ in range(times):
-            usage.record(
-                app_id=app.pk,
-                organization_id=app.organization_id,
-                group="writes",
-                status=201,
-                error_code=None,
-                policy=None,
-                endpoint=endpoint,
-                at=at,
-            )
-
+    hit = functools.partial(record_calls, group="writes", status=201)
     hit(caller, "POST /api/v1/visits", 3, now - timedelta(days=2))
     hit(caller, "GET /api/v1/visits/{visit_id}", 2, now)
     hit(caller, "POST /api/v1/visits", 5, now - timedelta(days=31))  # too long ago

@@ -18,11 +18,10 @@ from django.utils import timezone
 
 from api import usage
 from api.endpoints import parse_patterns
-from api.models import Deprecation
 from partners.models import Membership
 from portal import changelog
 from portal.models import ChangelogEntry
-from tests.factories import AppFactory, UserFactory, member
+from tests.factories import AppFactory, DeprecationFactory, UserFactory, member, record_calls
 from tests.portal.conftest import login_as
 
 pytestmark = pytest.mark.django_db
@@ -56,20 +55,6 @@ def entry(slug, *, published=True, **fields) -> ChangelogEntry:
         "body": f"What {slug} changed.",
     }
     return ChangelogEntry.objects.create(slug=slug, published=published, **{**defaults, **fields})
-
-
-def call(app, endpoint, times, at):
-    for _ in range(times):
-        usage.record(
-            app_id=app.pk,
-            organization_id=app.organization_id,
-            group="fhir_read",
-            status=200,
-            error_code=None,
-            policy=None,
-            endpoint=endpoint,
-            at=at,
-        )
 
 
 def shown_slugs(response) -> list[str]:
@@ -113,13 +98,12 @@ def test_the_admin_refuses_an_entry_with_a_bad_endpoint_line_and_names_it(staff_
 
 
 def test_the_admin_saves_patterns_one_per_line_and_an_entry_starts_unpublished(staff_client):
-    deprecation = Deprecation.objects.create(
+    deprecation = DeprecationFactory(
         path_prefix="v2/widgets",
         title="v2 widgets",
-        summary="Going.",
+        replacement="",
         migration_guide="/docs/versioning/",
         announced_at=timezone.now(),
-        sunset_at=timezone.now() + timedelta(days=200),
     )
     response = staff_client.post(
         reverse(ADD),
@@ -159,13 +143,12 @@ def test_the_admin_previews_the_rendered_body_and_publishes_and_unpublishes(staf
 
 
 def test_the_changelog_is_public_and_shows_only_published_entries(client, no_history):
-    deprecation = Deprecation.objects.create(
+    deprecation = DeprecationFactory(
         path_prefix="v1/visits",
         title="v1 visits",
-        summary="Going.",
+        replacement="",
         migration_guide="/docs/migrating-to-v2/",
         announced_at=timezone.now(),
-        sunset_at=timezone.now() + timedelta(days=200),
     )
     entry(
         "v1-visits-deprecated",
@@ -342,10 +325,10 @@ def caller(no_history):
     about those endpoints, about another one, and one not published."""
     app = AppFactory(name="Clinic Scheduler")
     now = timezone.now()
-    call(app, "GET /api/v2/visits/{visit_id}", 3, now - timedelta(days=2))
-    call(app, "POST /api/v2/visits", 2, now)
-    call(app, "POST /api/v1/lab-results/{observation_id}/shares", 4, now - timedelta(days=31))
-    call(AppFactory(), "GET /fhir/r4/Patient", 5, now)  # another app's calls
+    record_calls(app, "GET /api/v2/visits/{visit_id}", 3, now - timedelta(days=2))
+    record_calls(app, "POST /api/v2/visits", 2, now)
+    record_calls(app, "POST /api/v1/lab-results/{observation_id}/shares", 4, now - timedelta(days=31))
+    record_calls(AppFactory(), "GET /fhir/r4/Patient", 5, now)  # another app's calls
     usage.flush()
     usage.rollup(hours=[now - timedelta(days=2), now - timedelta(days=31)], now=now)
     entry("v2-visits-change", affected_endpoints="/api/v2/visits", date=date(2026, 11, 25))

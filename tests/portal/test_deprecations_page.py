@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from api.models import Deprecation
+from tests.factories import DeprecationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -13,14 +14,11 @@ pytestmark = pytest.mark.django_db
 def deprecation(prefix, **fields):
     now = timezone.now()
     defaults = {
-        "title": f"{prefix} goes away",
         "summary": "Use **the new one**. <script>alert(1)</script>",
-        "replacement": "/api/v2/visits",
-        "migration_guide": "/docs/migrating-to-v2/",
         "announced_at": now - timedelta(days=1),
         "sunset_at": now + timedelta(days=30, hours=1),
     }
-    return Deprecation.objects.create(path_prefix=prefix, **{**defaults, **fields})
+    return DeprecationFactory(path_prefix=prefix, **{**defaults, **fields})
 
 
 def test_a_published_deprecation_shows_its_dates_countdown_replacement_and_guide(client):

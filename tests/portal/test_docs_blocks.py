@@ -71,19 +71,10 @@ def test_a_published_deprecation_is_shown_beside_the_versions_it_covers():
 
     from django.utils import timezone
 
-    from api.models import Deprecation
+    from tests.factories import DeprecationFactory
 
     now = timezone.now()
-    Deprecation.objects.create(
-        path_prefix="v1/visits",
-        title="v1 visits",
-        summary="Use v2.",
-        replacement="/api/v2/visits",
-        migration_guide="/docs/migrating-to-v2/",
-        announced_at=now - timedelta(days=1),
-        sunset_at=now + timedelta(days=200),
-        published=True,
-    )
+    DeprecationFactory(path_prefix="v1/visits", sunset_at=now + timedelta(days=200))
     sunset = f"{now + timedelta(days=200):%Y-%m-%d}"
     visits = text_of(docs.BLOCKS["api-reference-visits"]())
     assert visits.count(f"v1 (deprecated, sunset {sunset})") == 4  # the four v1 visits operations
