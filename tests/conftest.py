@@ -45,3 +45,21 @@ def _clear_cache():
     cache.clear()
     deprecations.forget()  # its per-process copy, which a rolled-back test's rows must not outlive
     yield
+
+
+# Nothing listens on port 1: every connection to this "Redis" is refused at once.
+CLOSED_REDIS = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture
+def redis_stopped(settings):
+    """The cache and the broker pointed at a Redis that is not running."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": CLOSED_REDIS,
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        },
+    }
+    settings.CELERY_BROKER_URL = CLOSED_REDIS

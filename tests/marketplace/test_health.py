@@ -11,10 +11,9 @@ import pytest
 from django.conf import settings as django_settings
 
 from marketplace import health
+from tests.conftest import CLOSED_REDIS
 
 pytestmark = pytest.mark.django_db
-
-CLOSED = "redis://127.0.0.1:1/0"  # nothing listens on port 1: every connection is refused at once
 
 
 @pytest.fixture(autouse=True)
@@ -22,20 +21,6 @@ def _fresh():
     health.forget()
     yield
     health.forget()
-
-
-@pytest.fixture
-def redis_stopped(settings):
-    """The cache and the broker pointed at a Redis that is not running."""
-    settings.CACHES = {
-        **settings.CACHES,
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": CLOSED,
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
-        },
-    }
-    settings.CELERY_BROKER_URL = CLOSED
 
 
 @pytest.fixture
@@ -172,7 +157,7 @@ def test_a_heartbeat_never_raises_when_the_cache_is_down(settings):
     settings.CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": CLOSED,
+            "LOCATION": CLOSED_REDIS,
             "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
         }
     }

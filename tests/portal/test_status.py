@@ -14,11 +14,10 @@ from marketplace import health
 from partners.event_models import WebhookDelivery, WebhookSubscription
 from partners.models import OutboxEvent
 from portal import status
+from tests.conftest import CLOSED_REDIS
 from tests.factories import AppFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-CLOSED = "redis://127.0.0.1:1/0"
 
 
 @pytest.fixture(autouse=True)
@@ -265,19 +264,6 @@ def test_an_empty_backlog(client):
 # --- A stopped Redis -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def redis_stopped(settings):
-    settings.CACHES = {
-        **settings.CACHES,
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": CLOSED,
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
-        },
-    }
-    settings.CELERY_BROKER_URL = CLOSED
-
-
 def test_a_stopped_redis_is_reported_down_within_seconds(client, redis_stopped):
     started = time.monotonic()
     response, body = get_json(client)
@@ -290,7 +276,7 @@ def test_a_stopped_redis_is_reported_down_within_seconds(client, redis_stopped):
     assert body["workers"] is None and body["queues"] is None
     assert body["beat_tasks"] is not None and body["webhooks"] is not None  # the database still answers
     assert "The cache is unreachable" in body["reasons"][0]
-    assert CLOSED not in response.content.decode()
+    assert CLOSED_REDIS not in response.content.decode()
 
     status.forget()
     page = client.get("/status/")
