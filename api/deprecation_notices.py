@@ -48,7 +48,7 @@ from api.deprecations import normalize_prefix
 from api.endpoints import Pattern, calls_by_endpoint
 from api.models import Deprecation
 from partners.models import App, Organization
-from partners.services import member_email_send, organization_notify_members
+from partners.services import email_send, organization_notify_members
 
 log = structlog.get_logger("api.deprecation_notices")
 
@@ -284,7 +284,7 @@ def _email_next(notice_id: int) -> str:
             return "done"
         recipient["attempts"] = recipient.get("attempts", 0) + 1
         try:
-            member_email_send(to=recipient["email"], subject=notice.subject, body=notice.body)
+            email_send(to=[recipient["email"]], subject=notice.subject, body=notice.body)
         except Exception as exc:  # any backend's failure: kept on the row, retried by the next run
             recipient["error"] = notice.email_error = f"{type(exc).__name__}: {exc}"[:500]
             outcome = "later"

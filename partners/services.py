@@ -340,7 +340,7 @@ def organization_notify_members(
     """A portal inbox message for each active member and, after commit, the same news by email.
 
     ``email=False`` writes the inbox messages only: the caller emails their recipients itself (with
-    ``member_email_send``) because it records each delivery, as the deprecation notices do
+    ``email_send``) because it records each delivery, as the deprecation notices do
     (api/deprecation_notices.py)."""
     memberships = list(selectors.members_to_notify(organization=organization, roles=roles))
     messages = InboxMessage.objects.bulk_create(
@@ -356,11 +356,11 @@ def organization_notify_members(
     return messages
 
 
-def member_email_send(*, to: str, subject: str, body: str) -> None:
+def email_send(*, to: list[str], subject: str, body: str) -> None:
     """One email, sent now in this process; raises what the mail backend raises (``OSError`` for SMTP).
-    For a caller that records each delivery and retries itself; everything else queues
-    ``tasks.send_email`` after commit (``_send_email_after_commit``)."""
-    send_mail(subject=subject, message=body, from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=[to])
+    The ``send_email`` task calls it, queued after commit (``_send_email_after_commit``); a caller that
+    records each delivery and retries itself (the deprecation notices) calls it directly."""
+    send_mail(subject=subject, message=body, from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=to)
 
 
 @transaction.atomic
