@@ -60,10 +60,22 @@ class Pattern:
         method, _, path = endpoint.partition(" ")
         if self.method and self.method != method:
             return False
-        return path == self.path or path.startswith(self.path + "/")
+        return _at_or_below(path, self.path)
+
+    def overlaps(self, other: "Pattern") -> bool:
+        """Whether the two name a common endpoint: their methods agree (or one names every method) and
+        one's path is the other's or below it. ``/api/v1/visits`` and ``GET /api/v1/visits/{visit_id}``
+        overlap, both ways."""
+        if self.method and other.method and self.method != other.method:
+            return False
+        return _at_or_below(self.path, other.path) or _at_or_below(other.path, self.path)
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}".strip()
+
+
+def _at_or_below(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def parse_patterns(text: str) -> list[Pattern]:

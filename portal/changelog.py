@@ -58,15 +58,6 @@ def entry_patterns(entry: ChangelogEntry) -> list[Pattern]:
     return patterns
 
 
-def patterns_overlap(a: Pattern, b: Pattern) -> bool:
-    """Whether two patterns name a common endpoint: their methods agree (or one names every method)
-    and one's path is the other's or below it. The endpoint filter's question: an entry about
-    ``/api/v1/visits`` concerns whoever asks about ``GET /api/v1/visits/{visit_id}``, and the reverse."""
-    if a.method and b.method and a.method != b.method:
-        return False
-    return Pattern("", a.path).covers(f"GET {b.path}") or Pattern("", b.path).covers(f"GET {a.path}")
-
-
 def reference_url(pattern: Pattern) -> str | None:
     """The interactive API reference of the pattern's version, for an /api/vN/ path; None otherwise."""
     match = _API_VERSION_RE.match(pattern.path)
@@ -104,7 +95,7 @@ def changelog_entries(
         entries = entries.filter(date__lte=until)
     if endpoint is None:
         return list(entries)
-    return [entry for entry in entries if any(patterns_overlap(endpoint, p) for p in entry_patterns(entry))]
+    return [entry for entry in entries if any(endpoint.overlaps(p) for p in entry_patterns(entry))]
 
 
 def changelog_endpoint_choices() -> list[str]:

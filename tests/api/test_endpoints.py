@@ -37,6 +37,19 @@ def test_a_pattern_covers_its_route_and_the_routes_below_it(pattern, endpoint, c
     assert Pattern.parse(pattern).covers(endpoint) is covers
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "overlap"),
+    [
+        ("/api/v1/visits", "GET /api/v1/visits/{visit_id}", True),
+        ("GET /api/v1/visits/{visit_id}", "/api/v1/visits", True),
+        ("POST /api/v1/visits", "GET /api/v1/visits", False),
+        ("/api/v1/visits", "/api/v1/lab-results", False),
+    ],
+)
+def test_two_patterns_overlap_when_they_name_a_common_endpoint(a, b, overlap):
+    assert Pattern.parse(a).overlaps(Pattern.parse(b)) is overlap
+
+
 @pytest.mark.parametrize("text", ["visits", "FETCH /api/v1/visits", "GET api/v1/visits", "GET /a b"])
 def test_a_line_that_is_not_an_endpoint_is_refused_with_the_form_to_use(text):
     with pytest.raises(InvalidPattern):
